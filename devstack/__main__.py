@@ -1,0 +1,71 @@
+"""`make run`: the whole service in one terminal; Ctrl-C stops everything cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .stack import ROOT, Stack
+
+DEFAULT_PORT = 5000
+
+
+def main() -> int:
+    var_dir = Path(os.environ.get("FAREWELL_VAR_DIR") or ROOT / "var")
+    stack = Stack(var_dir=var_dir, port=int(os.environ.get("PORT") or DEFAULT_PORT))
+    stopping = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        stack.start()
+        stack.wait_ready()
+    except RuntimeError as exc:
+        print(f"farewell: {exc}", file=sys.stderr)
+        stack.stop()
+        return 1
+    env = stack.env
+    key = env.get("FAREWELL_MEMBERPRESS_KEY", "")
+    redis_url = env["REDIS_URL"].split("@")[-1]  # never print a password
+    redis_note = (
+        f"{redis_url} (embedded, data in {stack.redis.data_dir})" if stack.redis else redis_url
+    )
+    outbox = env.get("FAREWELL_OUTBOX_DIR", "")
+    try:
+        outbox = str(Path(outbox).relative_to(ROOT))
+    except ValueError:
+        pass
+    print(
+        "\n"
+        "Farewell is running. Paste these into MemberPress > Developer Tools > Webhooks:\n"
+        f"  URL: {env['FAREWELL_BASE_URL'].rstrip('/')}/hooks/memberpress\n"
+        f"  Key: {key}   (header MEMBERPRESS-WEBHOOK-KEY, or ?key=)\n"
+        f"Redis: {redis_note}.  Mail transport: {env.get('FAREWELL_MAIL_TRANSPORT', 'outbox')}"
+        f" (outbox: {outbox}).\n"
+        "Press Ctrl-C to stop.\n",
+        flush=True,
+    )
+    status = 0
+    while not stopping:
+        try:
+            stack.check_alive()
+        except RuntimeError as exc:
+            print(f"farewell: {exc}; stopping everything", file=sys.stderr)
+            status = 1
+            break
+        time.sleep(0.5)
+    print("farewell: stopping...", flush=True)
+    stack.stop()
+    print("farewell: stopped.", flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

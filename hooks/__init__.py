@@ -1,0 +1,51 @@
+"""Farewell's web side: the webhook receiver, small public pages and the owner's admin."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, jsonify, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from worker.settings import Settings
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. Settings come from the environment unless `config["SETTINGS"]` gives
+    a `Settings` (tests); other keys of `config` go to `app.config`."""
+    app = Flask(__name__)
+    config = dict(config or {})
+    settings: Settings = config.pop("SETTINGS", None) or Settings.from_env()
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        SECRET_KEY=settings.secret_key or None,
+        JSON_SORT_KEYS=False,
+    )
+    app.config.update(config)
+    if not app.logger.handlers or not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+
+    from . import cli, health, receiver, services
+
+    svc = services.init_app(app, settings)
+    cli.init_app(app)
+    app.register_blueprint(receiver.bp)
+    app.register_blueprint(health.bp)
+
+    @app.errorhandler(HTTPException)
+    def json_http_error(exc: HTTPException) -> ResponseReturnValue:
+        # The API speaks JSON even for errors Flask raises itself (404, 405, 413);
+        # pages keep Flask's HTML errors.
+        if not request.path.startswith(("/hooks/", "/healthz", "/metrics")):
+            return exc
+        messages = {413: f"body is larger than {settings.max_body_bytes} bytes"}
+        return jsonify(error=messages.get(exc.code or 0, exc.description)), exc.code or 500
+
+    if not app.testing:
+        svc.start_replayer()
+    return app

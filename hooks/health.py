@@ -1,0 +1,24 @@
+"""`GET /healthz`: is this process able to accept and hand over events?"""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+from redis.exceptions import RedisError
+
+from .services import get_services
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    services = get_services()
+    body: dict[str, object] = {"spool_backlog": services.spool.backlog()}
+    try:
+        services.store.redis.ping()
+    except RedisError as exc:
+        body.update(status="unavailable", reason=f"redis: {type(exc).__name__}")
+        return jsonify(body), 503
+    body["status"] = "ok"
+    return jsonify(body), 200

@@ -1,0 +1,64 @@
+"""`POST /hooks/<source>`: verify, parse, dedupe, record, enqueue, reply in milliseconds.
+
+The flow is the same for every source (like django-anymail's base webhook view); the
+source modules only authenticate and parse. An authenticated event is durable before any
+2xx: in Redis, or in the local spool when Redis is unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
+from redis.exceptions import RedisError
+
+from .services import get_services
+from .sources import SOURCES, AuthError, Ignored, PayloadError
+
+log = logging.getLogger(__name__)
+bp = Blueprint("receiver", __name__)
+
+
+def _error(status: int, message: str) -> ResponseReturnValue:
+    return jsonify(error=message), status
+
+
+@bp.post("/hooks/<source>")
+def receive(source: str) -> ResponseReturnValue:
+    services = get_services()
+    module = SOURCES.get(source)
+    secret = getattr(services.settings, module.SECRET_SETTING, "") if module else ""
+    if module is None or not secret:
+        # A source without a configured secret is disabled: never open.
+        return _error(404, f"no enabled source named {source!r}")
+
+    body = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH
+    try:
+        module.authenticate(request, secret)
+    except AuthError as exc:
+        log.info("hooks/%s: rejected credentials (%s)", source, exc)
+        return _error(401, f"authentication failed: {exc}")
+    try:
+        result = module.parse(body)
+    except PayloadError as exc:
+        return _error(400, str(exc))
+
+    if isinstance(result, Ignored):
+        return jsonify(status="ignored", reason=result.reason), 200
+
+    event_id = result.event_id
+    try:
+        outcome = services.submit(result)
+    except RedisError as exc:
+        services.spool.append(result)
+        log.warning(
+            "hooks/%s: Redis unavailable (%s); event %s spooled",
+            source,
+            type(exc).__name__,
+            event_id,
+        )
+        return jsonify(status="queued", event_id=event_id, spooled=True), 202
+    if outcome.value == "duplicate":
+        return jsonify(status="duplicate", event_id=event_id), 200
+    return jsonify(status="queued", event_id=event_id), 202

@@ -1,0 +1,82 @@
+"""The app's shared resources, built once per app and kept on `app.extensions`.
+
+Like flaskr's `get_db()`, but for Redis, the RQ queue and the spool. Clients connect
+lazily, so building the app never needs Redis to be up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app
+from redis.exceptions import RedisError
+from rq import Queue
+
+from worker.events import Event
+from worker.intake import Outcome, submit
+from worker.queues import make_queue, rq_connection
+from worker.settings import Settings
+from worker.store import Store, connect
+
+from .spool import ReplayResult, Spool
+
+log = logging.getLogger(__name__)
+EXTENSION = "farewell"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    queue: Queue
+    spool: Spool
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        return cls(
+            settings=settings,
+            store=Store(connect(settings.redis_url)),
+            queue=make_queue(rq_connection(settings.redis_url), settings.queue_name),
+            spool=Spool(settings.spool_dir),
+        )
+
+    def submit(self, event: Event) -> Outcome:
+        return submit(self.store, self.queue, event, self.settings.dedupe_ttl)
+
+    def replay_spool(self) -> ReplayResult:
+        return self.spool.replay(lambda event: self.submit(event) is Outcome.QUEUED)
+
+    def start_replayer(self) -> None:
+        """Replay the spool in the background whenever Redis is back."""
+        interval = self.settings.spool_replay_interval
+        if interval <= 0:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                if not self.spool.files():
+                    continue
+                try:
+                    result = self.replay_spool()
+                except RedisError:
+                    continue  # still down; the claimed files wait for the next round
+                if result.replayed or result.duplicates:
+                    log.info("spool replayed: %s", result)
+
+        threading.Thread(target=loop, name="spool-replay", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def init_app(app: Flask, settings: Settings) -> Services:
+    services = Services.build(settings)
+    app.extensions[EXTENSION] = services
+    return services
+
+
+def get_services() -> Services:
+    return current_app.extensions[EXTENSION]

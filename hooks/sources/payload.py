@@ -1,0 +1,104 @@
+"""Reading untrusted JSON: every error names the field, so a 400 tells the sender what to fix."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import AuthError, PayloadError
+
+_EMAIL = re.compile(
+    r"^[^@\s<>(),;:\"\[\]\\]{1,64}"  # local part: no spaces, brackets or separators
+    r"@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.[A-Za-z]{2,63}$"  # a real domain
+)
+_LOCALES = {"en": "en", "pt": "pt_BR", "pt_br": "pt_BR"}
+MAX_NAME = 200
+
+
+def load_object(body: bytes) -> dict[str, Any]:
+    """Parse the raw body as a JSON object, whatever the content type said."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"body is not UTF-8 (byte {exc.start})") from exc
+    if not text.strip():
+        raise PayloadError("body is empty; expected a JSON object")
+    try:
+        value = json.loads(text)
+    except RecursionError as exc:
+        raise PayloadError("body is nested too deeply") from exc
+    except ValueError as exc:
+        raise PayloadError(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise PayloadError(f"body must be a JSON object, not {_json_type(value)}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
+
+
+def get_object(data: dict[str, Any], key: str, path: str) -> dict[str, Any]:
+    value = data.get(key)
+    if value is None:
+        raise PayloadError(f"{path} is missing")
+    if not isinstance(value, dict):
+        raise PayloadError(f"{path} must be an object, not {_json_type(value)}")
+    return value
+
+
+def get_text(
+    data: dict[str, Any], key: str, path: str, *, required: bool = False, max_length: int = MAX_NAME
+) -> str:
+    """A string field; ids often arrive as numbers, so ints are accepted and stringified."""
+    value = data.get(key)
+    if value is None or value == "":
+        if required:
+            raise PayloadError(f"{path} is missing")
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise PayloadError(f"{path} must be a string, not {_json_type(value)}")
+    text = str(value).strip()
+    if len(text) > max_length:
+        raise PayloadError(f"{path} is longer than {max_length} characters")
+    if any(ch in text for ch in "\r\n\x00"):
+        raise PayloadError(f"{path} must be a single line")
+    return text
+
+
+def get_email(data: dict[str, Any], key: str, path: str) -> str:
+    email = get_text(data, key, path, required=True, max_length=254)
+    if not _EMAIL.match(email):
+        raise PayloadError(f"{path} is not an email address")
+    return email
+
+
+def normalize_locale(value: str) -> str | None:
+    """'pt-BR', 'pt_BR', 'pt' -> 'pt_BR'; 'en_US' -> 'en'; unknown -> None."""
+    if not value:
+        return None
+    key = value.replace("-", "_").lower()
+    return _LOCALES.get(key) or _LOCALES.get(key.split("_")[0])
+
+
+def parse_wp_datetime(value: str) -> datetime | None:
+    """WordPress 'Y-m-d H:i:s' in UTC; MemberPress writes zeros for 'never'."""
+    if not value or value.startswith("0000-00-00"):
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def check_shared_key(given: str | None, expected: str) -> None:
+    """Constant-time comparison of a shared key."""
+    if not given:
+        raise AuthError("missing key")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise AuthError("wrong key")

@@ -1,0 +1,84 @@
+"""`make run`'s processes for real: embedded redis-server, gunicorn from the Procfile and
+the RQ worker; a MemberPress webhook over HTTP becomes an .eml file; Ctrl-C stops all."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from devstack.redis_server import free_port
+from tests import payloads
+from tests.conftest import read_eml
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_make_run_stack_turns_a_webhook_into_an_email_and_stops_on_ctrl_c(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAREWELL_", "REDIS_URL"))}
+    env.update(PORT=str(port), FAREWELL_VAR_DIR=str(tmp_path), WEB_CONCURRENCY="1")
+    log = (tmp_path / "run.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devstack"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        _wait_for(
+            lambda: "Press Ctrl-C" in (tmp_path / "run.log").read_text(), 60, "the start-up banner"
+        )
+        banner = (tmp_path / "run.log").read_text()
+        key = dict(
+            line.split("=", 1) for line in (tmp_path / "local.env").read_text().splitlines()
+        )["FAREWELL_MEMBERPRESS_KEY"]
+        assert "/hooks/memberpress" in banner and key in banner
+
+        response = requests.post(
+            f"http://127.0.0.1:{port}/hooks/memberpress?key={key}",
+            data=payloads.body(payloads.memberpress()),
+            headers={"Content-Type": "text/plain"},  # some MemberPress versions send this
+            timeout=5,
+        )
+        assert response.status_code == 202, response.text
+        outbox = tmp_path / "outbox"
+        [eml] = _wait_for(lambda: list(outbox.glob("*.eml")), 15, "the .eml in the outbox")
+        message = read_eml(eml)
+        assert message["To"].addresses[0].addr_spec == "jane.doe@example.com"
+        assert message["Subject"] == "Thank you, Jane — may we ask one thing?"
+
+        redis_port = int(re.search(r"Redis: redis://127\.0\.0\.1:(\d+)", banner).group(1))
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=40) == 0
+        assert "farewell: stopped." in (tmp_path / "run.log").read_text()
+        assert not _port_open(port), "web still listening after Ctrl-C"
+        assert not _port_open(redis_port), "redis still listening after Ctrl-C"
+        # The embedded Redis kept its data on disk (AOF) for the next run.
+        assert any((tmp_path / "redis").rglob("*.aof*"))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -1,0 +1,84 @@
+"""Build the email for one sequence step: template context, links and headers. Pure."""
+
+from __future__ import annotations
+
+from email.utils import parseaddr
+from urllib.parse import urlencode, urlsplit
+
+from .events import Member
+from .mail.message import OutgoingEmail
+from .playbook import Step
+from .reasons import Reason
+from .render import Renderer
+from .settings import Settings
+from .store import Sequence
+from .tokens import Scope, make_token
+
+
+def links(settings: Settings, sequence_id: str) -> dict[str, str]:
+    secret = settings.require_secret_key()
+    base = settings.base_url.rstrip("/")
+    return {
+        "feedback_url": f"{base}/feedback/{make_token(secret, Scope.FEEDBACK, sequence_id)}",
+        "unsubscribe_url": (
+            f"{base}/unsubscribe/{make_token(secret, Scope.UNSUBSCRIBE, sequence_id)}"
+        ),
+    }
+
+
+def template_context(
+    settings: Settings, seq: Sequence, member: Member, step: Step, reasons: list[Reason]
+) -> dict[str, object]:
+    """Only plain values: templates never see settings, Redis or Python objects."""
+    urls = links(settings, seq.id)
+    sender_name = parseaddr(settings.mail_from)[0] or settings.site_name
+    return {
+        "first_name": member.first_name,
+        "last_name": member.last_name,
+        "membership_title": seq.membership_title,
+        "access_ends_on": seq.access_ends_at or None,
+        "site_name": settings.site_name,
+        "sender_name": sender_name,
+        "feedback_url": urls["feedback_url"],
+        "unsubscribe_url": urls["unsubscribe_url"] if step.stream == "marketing" else None,
+        "reasons": [
+            {
+                "id": r.id,
+                "label": r.label(seq.locale, settings.default_locale),
+                "url": f"{urls['feedback_url']}?{urlencode({'reason': r.id})}",
+            }
+            for r in reasons
+        ],
+        "coupon": None,
+    }
+
+
+def compose(
+    settings: Settings,
+    renderer: Renderer,
+    seq: Sequence,
+    member: Member,
+    step: Step,
+    reasons: list[Reason],
+) -> OutgoingEmail:
+    context = template_context(settings, seq, member, step, reasons)
+    rendered = renderer.render(
+        step.template, context, locale=seq.locale, membership_id=seq.membership_id
+    )
+    host = urlsplit(settings.base_url).hostname or "localhost"
+    headers = {"List-Id": f"{settings.site_name} farewell <farewell.{host}>"}
+    if step.stream == "marketing":
+        headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return OutgoingEmail(
+        sender=settings.mail_from,
+        to=member.email,
+        to_name=" ".join(p for p in (member.first_name, member.last_name) if p),
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        message_id=f"<{seq.id}.{step.id}@{host}>",
+        stream=step.stream,
+        headers=headers,
+        tags={"sequence": seq.id, "step": step.id},
+    )

@@ -1,0 +1,50 @@
+"""Accepting an event: dedupe, durable record and enqueue. Used by the receiver and by the
+spool replay, so both paths give the same guarantees."""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+
+from rq import Queue
+from rq.job import Job
+
+from .events import Event
+from .queues import enqueue_event, event_job_id
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    QUEUED = "queued"
+    DUPLICATE = "duplicate"
+
+
+def submit(store: Store, queue: Queue, event: Event, dedupe_ttl: int) -> Outcome:
+    """Record the event once and queue its handling. Raises redis errors to the caller.
+
+    If Redis fails between the record and the enqueue, the event stays in `pending` and
+    `requeue_stale` queues it later, so an accepted event is never stranded.
+    """
+    if not store.accept_event(event, dedupe_ttl):
+        return Outcome.DUPLICATE
+    enqueue_event(queue, event.event_id)
+    return Outcome.QUEUED
+
+
+def requeue_stale(store: Store, queue: Queue, older_than: float = 60.0) -> int:
+    """Queue again any accepted event that has no handling job at all.
+
+    A job that exists (queued, running, retrying, or failed for an operator to retry) is
+    left alone: only an enqueue that never reached Redis is repaired here.
+    """
+    requeued = 0
+    for event_id in store.stale_pending(older_than):
+        job_ids = [event_job_id(event_id)]
+        if Job.fetch_many(job_ids, connection=queue.connection, serializer=queue.serializer)[0]:
+            continue
+        log.warning("requeueing event %s: accepted but never queued", event_id)
+        enqueue_event(queue, event_id)
+        requeued += 1
+    return requeued

@@ -1,0 +1,16 @@
+"""Prints each message to standard output: handy while writing templates."""
+
+from __future__ import annotations
+
+import sys
+
+from .message import OutgoingEmail, to_mime
+
+
+class ConsoleTransport:
+    name = "console"
+
+    def send(self, email: OutgoingEmail) -> str:
+        sys.stdout.write(to_mime(email).as_string() + "\n")
+        sys.stdout.flush()
+        return email.message_id

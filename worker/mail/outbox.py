@@ -1,0 +1,31 @@
+"""The default transport: one .eml file per message in a folder, for local use and tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+from .message import OutgoingEmail, to_mime
+
+
+class OutboxTransport:
+    name = "outbox"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def send(self, email: OutgoingEmail) -> str:
+        data = to_mime(email).as_bytes()
+        slug = re.sub(r"[^A-Za-z0-9_.-]", "_", email.message_id.strip("<>"))
+        final = self.directory / f"{time.strftime('%Y%m%dT%H%M%S')}-{slug}.eml"
+        tmp = self.directory / f".{final.name}.tmp"
+        # Write then rename, so a reader never sees half a message.
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(final)
+        return email.message_id

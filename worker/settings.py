@@ -1,0 +1,110 @@
+"""Typed settings, read from the environment in one place.
+
+Every variable is documented in the README's configuration table. Defaults are chosen so
+that `make run` works on a fresh machine; production sets the secrets.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Events are remembered for dedupe longer than any sender retries (Stripe: 3 days).
+DEFAULT_DEDUPE_TTL = 7 * 24 * 3600
+# MemberPress payloads are a few KB; anything near this limit is not a webhook.
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
+DEFAULT_QUEUE = "farewell"
+SUPPORTED_LOCALES = ("en", "pt_BR")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = "redis://localhost:6379/0"
+    secret_key: str = ""
+    base_url: str = "http://localhost:5000"
+    site_name: str = "our community"
+    default_locale: str = "en"
+    queue_name: str = DEFAULT_QUEUE
+
+    # Sources: a source whose secret is empty is disabled (404), never open.
+    memberpress_key: str = ""
+
+    # Mail
+    mail_transport: str = "outbox"
+    mail_from: str = "Farewell <farewell@localhost>"
+    outbox_dir: Path = PROJECT_ROOT / "var" / "outbox"
+    smtp_url: str = "smtp://localhost:25"
+    smtp_timeout: float = 10.0
+
+    # Files
+    templates_dir: Path = PROJECT_ROOT / "email_templates"
+    playbook_path: Path = PROJECT_ROOT / "email_templates" / "playbook.toml"
+    spool_dir: Path = PROJECT_ROOT / "var" / "spool"
+
+    # Receiver
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    dedupe_ttl: int = DEFAULT_DEDUPE_TTL
+    spool_replay_interval: float = 5.0
+
+    admin_password: str = ""
+
+    extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `REDIS_URL` and the `FAREWELL_*` variables."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            var = "REDIS_URL" if f.name == "redis_url" else f"FAREWELL_{f.name.upper()}"
+            raw = env.get(var)
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _coerce(var, raw, f.type)
+        settings = cls(**values, extra={k: v for k, v in env.items() if k.startswith("FAREWELL_")})
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.default_locale not in SUPPORTED_LOCALES:
+            raise SettingsError(
+                f"FAREWELL_DEFAULT_LOCALE must be one of {', '.join(SUPPORTED_LOCALES)}, "
+                f"not {self.default_locale!r}"
+            )
+        if not self.base_url.startswith(("http://", "https://")):
+            raise SettingsError("FAREWELL_BASE_URL must start with https:// (or http:// locally)")
+        if self.max_body_bytes <= 0:
+            raise SettingsError("FAREWELL_MAX_BODY_BYTES must be positive")
+
+    def require_secret_key(self) -> str:
+        if len(self.secret_key) < 16:
+            raise SettingsError(
+                "FAREWELL_SECRET_KEY is not set (or shorter than 16 characters); it signs the "
+                "links in every email. Generate one with: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'"
+            )
+        return self.secret_key
+
+
+def _coerce(var: str, raw: str, annotation: object) -> object:
+    kind = str(annotation)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{var} must be a number, not {raw!r}") from exc
+    return raw

@@ -1,0 +1,231 @@
+"""Every Redis key Farewell owns, and the operations on them.
+
+Layout (all under the `farewell:` prefix):
+
+    dedupe:{event_id}          "1" while a re-delivery must be ignored (TTL: dedupe_ttl)
+    event:{event_id}           the normalized event as JSON (TTL: EVENT_TTL)
+    pending                    zset event_id -> accepted-at; removed once handle_event is done
+    member:{member_key}        hash: email, names, locale, member id, last event, came_back_at
+    sequence:{sequence_id}     hash: member_key, event_id, membership, locale, status, started_at
+    member:{member_key}:sequences  set of the member's sequence ids
+    send:{sequence_id}:{step}  send claim: "sending" or "sent:<message id>" (TTL: SEND_CLAIM_TTL)
+    sendlog                    stream of sends (capped at SENDLOG_MAXLEN)
+    suppressed                 hash address-hash -> reason: never send marketing to these
+
+The web side writes only `dedupe`, `event` and `pending` (in one Lua call); the worker owns
+the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from redis import Redis
+
+from .events import Event, Member, member_key
+
+PREFIX = "farewell:"
+EVENT_TTL = 30 * 24 * 3600
+SEND_CLAIM_TTL = 400 * 24 * 3600
+SENDLOG_MAXLEN = 100_000
+
+
+def dedupe_key(event_id: str) -> str:
+    return f"{PREFIX}dedupe:{event_id}"
+
+
+def event_key(event_id: str) -> str:
+    return f"{PREFIX}event:{event_id}"
+
+
+PENDING_KEY = f"{PREFIX}pending"
+SENDLOG_KEY = f"{PREFIX}sendlog"
+SUPPRESSED_KEY = f"{PREFIX}suppressed"
+
+
+def member_hash_key(key: str) -> str:
+    return f"{PREFIX}member:{key}"
+
+
+def member_sequences_key(key: str) -> str:
+    return f"{PREFIX}member:{key}:sequences"
+
+
+def sequence_key(sequence_id: str) -> str:
+    return f"{PREFIX}sequence:{sequence_id}"
+
+
+def send_claim_key(sequence_id: str, step: str) -> str:
+    return f"{PREFIX}send:{sequence_id}:{step}"
+
+
+# Dedupe, durable record and pending marker in one atomic round trip: either the event is
+# new and fully recorded, or it is a duplicate and nothing changes.
+_ACCEPT_SCRIPT = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Sequence:
+    id: str
+    member_key: str
+    event_id: str
+    membership_id: str
+    membership_title: str
+    locale: str
+    started_at: float
+    access_ends_at: str = ""  # ISO date-time, empty when the source did not say
+    status: str = "active"  # active | stopped (comeback, erasure)
+
+    @classmethod
+    def from_hash(cls, sequence_id: str, data: Mapping[str, str]) -> Sequence:
+        return cls(
+            id=sequence_id,
+            member_key=data["member_key"],
+            event_id=data["event_id"],
+            membership_id=data.get("membership_id", ""),
+            membership_title=data.get("membership_title", ""),
+            locale=data["locale"],
+            started_at=float(data["started_at"]),
+            access_ends_at=data.get("access_ends_at", ""),
+            status=data.get("status", "active"),
+        )
+
+
+class Store:
+    """Typed access to Farewell's Redis keys. Takes a client built with decode_responses."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._accept = redis.register_script(_ACCEPT_SCRIPT)
+
+    # --- intake (web side) -------------------------------------------------------------
+
+    def accept_event(self, event: Event, dedupe_ttl: int) -> bool:
+        """Record a new event durably; False when it was seen already."""
+        event_id = event.event_id
+        created = self._accept(
+            keys=[dedupe_key(event_id), event_key(event_id), PENDING_KEY],
+            args=[dedupe_ttl, json.dumps(event.to_dict()), EVENT_TTL, time.time(), event_id],
+        )
+        return bool(created)
+
+    def load_event(self, event_id: str) -> Event | None:
+        raw = self.redis.get(event_key(event_id))
+        return Event.from_dict(json.loads(raw)) if raw else None
+
+    def finish_event(self, event_id: str) -> None:
+        self.redis.zrem(PENDING_KEY, event_id)
+
+    def stale_pending(self, older_than: float, now: float | None = None) -> list[str]:
+        cutoff = (now if now is not None else time.time()) - older_than
+        return list(self.redis.zrangebyscore(PENDING_KEY, "-inf", cutoff))
+
+    # --- members -----------------------------------------------------------------------
+
+    def save_member(self, member: Member, **extra: str) -> str:
+        key = member.key
+        fields = {
+            "email": member.email,
+            "member_id": member.id,
+            "first_name": member.first_name,
+            "last_name": member.last_name,
+            **({"locale": member.locale} if member.locale else {}),
+            **extra,
+        }
+        self.redis.hset(member_hash_key(key), mapping=fields)
+        return key
+
+    def load_member(self, key: str) -> Member | None:
+        data = self.redis.hgetall(member_hash_key(key))
+        if not data or "email" not in data:
+            return None
+        return Member(
+            email=data["email"],
+            id=data.get("member_id", ""),
+            first_name=data.get("first_name", ""),
+            last_name=data.get("last_name", ""),
+            locale=data.get("locale") or None,
+        )
+
+    def member_field(self, key: str, name: str) -> str | None:
+        return self.redis.hget(member_hash_key(key), name)
+
+    # --- sequences ---------------------------------------------------------------------
+
+    def create_sequence(self, seq: Sequence) -> bool:
+        """Create the sequence once; False if it exists (a replayed cancellation)."""
+        key = sequence_key(seq.id)
+        mapping = {
+            "member_key": seq.member_key,
+            "event_id": seq.event_id,
+            "membership_id": seq.membership_id,
+            "membership_title": seq.membership_title,
+            "locale": seq.locale,
+            "started_at": repr(seq.started_at),
+            "access_ends_at": seq.access_ends_at,
+            "status": seq.status,
+        }
+        if not self.redis.hsetnx(key, "member_key", seq.member_key):
+            return False
+        pipe = self.redis.pipeline()
+        pipe.hset(key, mapping=mapping)
+        pipe.sadd(member_sequences_key(seq.member_key), seq.id)
+        pipe.execute()
+        return True
+
+    def load_sequence(self, sequence_id: str) -> Sequence | None:
+        data = self.redis.hgetall(sequence_key(sequence_id))
+        if not data or "locale" not in data:
+            return None
+        return Sequence.from_hash(sequence_id, data)
+
+    # --- sending -----------------------------------------------------------------------
+
+    def claim_send(self, sequence_id: str, step: str) -> str | None:
+        """Take the send claim for a step; returns the existing claim if someone has it.
+
+        None means the caller now owns the claim and may call the transport.
+        """
+        key = send_claim_key(sequence_id, step)
+        if self.redis.set(key, "sending", nx=True, ex=SEND_CLAIM_TTL):
+            return None
+        return self.redis.get(key) or "sending"
+
+    def mark_sent(self, sequence_id: str, step: str, message_id: str) -> None:
+        self.redis.set(send_claim_key(sequence_id, step), f"sent:{message_id}", ex=SEND_CLAIM_TTL)
+
+    def release_send(self, sequence_id: str, step: str) -> None:
+        """Only for failures known to have sent nothing, so a retry may send."""
+        self.redis.delete(send_claim_key(sequence_id, step))
+
+    def log_send(self, entry: Mapping[str, str]) -> None:
+        self.redis.xadd(SENDLOG_KEY, dict(entry), maxlen=SENDLOG_MAXLEN, approximate=True)
+
+    def send_log(self, count: int = 100) -> list[dict[str, str]]:
+        return [fields for _id, fields in self.redis.xrevrange(SENDLOG_KEY, count=count)]
+
+    # --- suppression -------------------------------------------------------------------
+
+    def is_suppressed(self, email: str) -> bool:
+        return bool(self.redis.hexists(SUPPRESSED_KEY, member_key(email)))
+
+
+def connect(url: str, *, socket_timeout: float = 2.0) -> Redis:
+    """A client whose failures come fast, so the receiver can fall back to its spool."""
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_connect_timeout=0.5,
+        socket_timeout=socket_timeout,
+        health_check_interval=30,
+    )
