@@ -113,10 +113,7 @@ def test_member_data_is_escaped_in_html(post_hook, work, outbox):
 
 
 def test_suppressed_addresses_get_nothing(post_hook, work, outbox, runtime):
-    from worker.events import member_key
-    from worker.store import SUPPRESSED_KEY
-
-    runtime.store.redis.hset(SUPPRESSED_KEY, member_key("jane.doe@example.com"), "unsubscribed")
+    runtime.store.suppress("jane.doe@example.com", "unsubscribed")
     post_hook.memberpress()
     work()
     assert outbox() == []

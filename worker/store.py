@@ -10,7 +10,7 @@ Layout (all under the `farewell:` prefix):
     member:{member_key}:sequences  set of the member's sequence ids
     send:{sequence_id}:{step}  send claim: "sending" or "sent:<message id>" (TTL: SEND_CLAIM_TTL)
     sendlog                    stream of sends (capped at SENDLOG_MAXLEN)
-    suppressed                 hash address-hash -> reason: never send marketing to these
+    suppressed                 hash address-hash -> JSON {reason, at, hint}: never mail these
 
 The web side writes only `dedupe`, `event` and `pending` (in one Lua call); the worker owns
 the rest.
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from redis import Redis
 
 from .events import Event, Member, member_key
+from .privacy import mask_email
 
 PREFIX = "farewell:"
 EVENT_TTL = 30 * 24 * 3600
@@ -215,9 +216,40 @@ class Store:
         return [fields for _id, fields in self.redis.xrevrange(SENDLOG_KEY, count=count)]
 
     # --- suppression -------------------------------------------------------------------
+    # Keyed by a hash of the address, so an erased member stays unsubscribed without us
+    # keeping their address; `hint` is the masked address, for operators.
+
+    def suppress(self, email: str, reason: str) -> bool:
+        """Add the address; False if it was suppressed already (the first reason stays)."""
+        entry = {"reason": reason, "at": time.time(), "hint": mask_email(email)}
+        return bool(self.redis.hsetnx(SUPPRESSED_KEY, member_key(email), json.dumps(entry)))
+
+    def unsuppress(self, email: str) -> bool:
+        return bool(self.redis.hdel(SUPPRESSED_KEY, member_key(email)))
 
     def is_suppressed(self, email: str) -> bool:
         return bool(self.redis.hexists(SUPPRESSED_KEY, member_key(email)))
+
+    def suppression(self, email: str) -> Suppression | None:
+        raw = self.redis.hget(SUPPRESSED_KEY, member_key(email))
+        return Suppression.from_json(member_key(email), raw) if raw else None
+
+    def suppressions(self) -> list[Suppression]:
+        entries = [Suppression.from_json(k, v) for k, v in self.redis.hscan_iter(SUPPRESSED_KEY)]
+        return sorted(entries, key=lambda e: e.at)
+
+
+@dataclass(frozen=True)
+class Suppression:
+    address_hash: str
+    reason: str  # "unsubscribed", "asked_no_email", "bounced", "complained", "manual", ...
+    at: float
+    hint: str  # masked address, e.g. "j***@example.com"
+
+    @classmethod
+    def from_json(cls, address_hash: str, raw: str) -> Suppression:
+        data = json.loads(raw)
+        return cls(address_hash, data["reason"], float(data["at"]), data.get("hint", ""))
 
 
 def connect(url: str, *, socket_timeout: float = 2.0) -> Redis:

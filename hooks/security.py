@@ -1,0 +1,52 @@
+"""Headers every HTML page gets, and the CSRF token for its forms.
+
+CSRF uses Flask's signed session cookie: the session holds a random token, each form
+carries it in a hidden `csrf_token` field, and a POST without the matching value is refused.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from flask import Flask, Response, abort, request, session
+
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+CSRF_FIELD = "csrf_token"
+
+
+def csrf_token() -> str:
+    """The token to put in a form's hidden `csrf_token` field (Jinja global)."""
+    token = session.get(CSRF_FIELD)
+    if not token:
+        token = secrets.token_urlsafe(32)
+        session[CSRF_FIELD] = token
+    return token
+
+
+def verify_csrf() -> None:
+    """Abort with 400 unless the POSTed form carries this session's token."""
+    expected = session.get(CSRF_FIELD)
+    given = request.form.get(CSRF_FIELD, "")
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        abort(400, description="This form has expired. Please reload the page and try again.")
+
+
+def _page_headers(response: Response) -> Response:
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        # Token pages must not leak their URL to other sites.
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+def init_app(app: Flask, base_url: str) -> None:
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("SESSION_COOKIE_SECURE", base_url.startswith("https://"))
+    app.jinja_env.globals["csrf_token"] = csrf_token
+    app.after_request(_page_headers)
