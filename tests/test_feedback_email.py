@@ -236,3 +236,14 @@ def test_smtp_url_with_another_scheme_is_a_config_error():
 
     with pytest.raises(MailConfigError, match="smtp:// or smtps://"):
         SmtpConfig.from_url("http://mail.example.com")
+
+
+def test_feedback_is_stored_once_per_sequence_and_replaced_on_resubmission(runtime):
+    from worker.store import Feedback
+
+    first = Feedback("seq-1", "too_expensive", "", no_email=False, at=1.0)
+    assert runtime.store.save_feedback(first) is True
+    second = Feedback("seq-1", "not_using", "busy year", no_email=True, at=2.0)
+    assert runtime.store.save_feedback(second) is False
+    assert runtime.store.load_feedback("seq-1") == second
+    assert runtime.store.load_feedback("seq-2") is None

@@ -8,6 +8,7 @@ Layout (all under the `farewell:` prefix):
     member:{member_key}        hash: email, names, locale, member id, last event, came_back_at
     sequence:{sequence_id}     hash: member_key, event_id, membership, locale, status, started_at
     member:{member_key}:sequences  set of the member's sequence ids
+    feedback:{sequence_id}     hash: the member's survey answer for that cancellation
     send:{sequence_id}:{step}  send claim: "sending" or "sent:<message id>" (TTL: SEND_CLAIM_TTL)
     sendlog                    stream of sends (capped at SENDLOG_MAXLEN)
     suppressed                 hash address-hash -> JSON {reason, at, hint}: never mail these
@@ -59,6 +60,10 @@ def sequence_key(sequence_id: str) -> str:
     return f"{PREFIX}sequence:{sequence_id}"
 
 
+def feedback_key(sequence_id: str) -> str:
+    return f"{PREFIX}feedback:{sequence_id}"
+
+
 def send_claim_key(sequence_id: str, step: str) -> str:
     return f"{PREFIX}send:{sequence_id}:{step}"
 
@@ -86,6 +91,8 @@ class Sequence:
     started_at: float
     access_ends_at: str = ""  # ISO date-time, empty when the source did not say
     status: str = "active"  # active | stopped (comeback, erasure)
+    outcome: str = ""  # "" | "came_back" | "won_back" (came back soon after a win-back email)
+    came_back_at: float | None = None
 
     @classmethod
     def from_hash(cls, sequence_id: str, data: Mapping[str, str]) -> Sequence:
@@ -99,6 +106,8 @@ class Sequence:
             started_at=float(data["started_at"]),
             access_ends_at=data.get("access_ends_at", ""),
             status=data.get("status", "active"),
+            outcome=data.get("outcome", ""),
+            came_back_at=float(data["came_back_at"]) if data.get("came_back_at") else None,
         )
 
 
@@ -190,6 +199,37 @@ class Store:
             return None
         return Sequence.from_hash(sequence_id, data)
 
+    # --- feedback ----------------------------------------------------------------------
+
+    def save_feedback(self, feedback: Feedback) -> bool:
+        """Store or replace the answer for a sequence; True if it is the first answer."""
+        key = feedback_key(feedback.sequence_id)
+        pipe = self.redis.pipeline()
+        pipe.exists(key)
+        pipe.hset(
+            key,
+            mapping={
+                "reason": feedback.reason,
+                "comment": feedback.comment,
+                "no_email": "1" if feedback.no_email else "0",
+                "at": repr(feedback.at),
+            },
+        )
+        existed, _ = pipe.execute()
+        return not existed
+
+    def load_feedback(self, sequence_id: str) -> Feedback | None:
+        data = self.redis.hgetall(feedback_key(sequence_id))
+        if not data:
+            return None
+        return Feedback(
+            sequence_id=sequence_id,
+            reason=data.get("reason", ""),
+            comment=data.get("comment", ""),
+            no_email=data.get("no_email") == "1",
+            at=float(data.get("at", 0)),
+        )
+
     # --- sending -----------------------------------------------------------------------
 
     def claim_send(self, sequence_id: str, step: str) -> str | None:
@@ -237,6 +277,15 @@ class Store:
     def suppressions(self) -> list[Suppression]:
         entries = [Suppression.from_json(k, v) for k, v in self.redis.hscan_iter(SUPPRESSED_KEY)]
         return sorted(entries, key=lambda e: e.at)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    sequence_id: str
+    reason: str  # a stable reason id from email_templates/reasons.toml, or ""
+    comment: str
+    no_email: bool  # "please don't email me again"
+    at: float
 
 
 @dataclass(frozen=True)
