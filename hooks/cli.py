@@ -28,4 +28,7 @@ def spool_status() -> None:
 
 
 def init_app(app: Flask) -> None:
+    from .templates_cli import templates_cli
+
     app.cli.add_command(spool_cli)
+    app.cli.add_command(templates_cli)

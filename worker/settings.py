@@ -55,6 +55,7 @@ class Settings:
     spool_replay_interval: float = 5.0
 
     admin_password: str = ""
+    admin_email: str = ""  # where "send me a test" in /admin/templates delivers
 
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
