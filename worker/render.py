@@ -388,8 +388,8 @@ class Renderer:
     def _render(self, template: Template, values: dict[str, Any]) -> str:
         try:
             return bounded(template.root_render_func(template.new_context(values)))
-        except Exception:
-            # Re-raise with the traceback pointing at template files and lines.
+        except Exception as exc:
+            _mark(exc, template)
             self.env.handle_exception()
 
     def _block(self, template: Template, block: str, values: dict[str, Any]) -> str:
@@ -398,5 +398,16 @@ class Renderer:
             return ""
         try:
             return bounded(render_block(template.new_context(values)))
-        except Exception:
+        except Exception as exc:
+            _mark(exc, template)
             self.env.handle_exception()
+
+
+def _mark(exc: Exception, template: Template) -> None:
+    """Note which file was being rendered; `handle_exception` then re-raises with the
+    traceback pointing at template files and lines."""
+    if getattr(exc, "template_name", None) is None:
+        try:
+            exc.template_name = template.name  # type: ignore[attr-defined]
+        except AttributeError:
+            pass

@@ -273,12 +273,17 @@ def _check_output(
                         "(the layout's footer has it; keep {% extends %} on the layout)",
                     )
                 )
+    flagged: set[tuple[str, int]] = set()
     for file, urls in ((html, _html_links(email.html)), (text, _TEXT_URL.findall(email.text))):
         for url in urls:
             message = link_problem(url, settings.base_url)
-            if message:
-                found = _find_in_sources(renderer, file, url)
-                report.add(Problem(found[0], found[1], message))
+            if not message:
+                continue
+            where, line = _find_in_sources(renderer, file, url)
+            if line is not None and (where, line) in flagged:
+                continue  # one line in a loop makes many links: report it once
+            flagged.add((where, line or 0))
+            report.add(Problem(where, line, message))
 
 
 # --- links ----------------------------------------------------------------------------------
@@ -327,10 +332,11 @@ def link_problem(url: str, base_url: str) -> str | None:
     return None
 
 
-def _find_in_sources(renderer: Renderer, file: str, needle: str) -> tuple[str, int | None]:
-    """The file and line a literal link comes from: the template or a layout it extends."""
-    seen: set[str] = set()
-    queue = [file]
+def _find_in_sources(renderer: Renderer, file: str, url: str) -> tuple[str, int | None]:
+    """The file and line a bad link comes from: the template or a layout it extends. A
+    link built partly from a variable is found by its literal start (`href="/feedback/`)."""
+    sources: list[tuple[str, list[str]]] = []
+    queue, seen = [file], set()
     while queue:
         name = queue.pop(0)
         if name in seen:
@@ -338,15 +344,17 @@ def _find_in_sources(renderer: Renderer, file: str, needle: str) -> tuple[str, i
         seen.add(name)
         try:
             source = (renderer.templates_dir / name).read_text(encoding="utf-8")
-        except OSError:
-            continue
-        for n, line in enumerate(source.splitlines(), start=1):
-            if needle in line or needle.replace("&", "&amp;") in line:
-                return name, n
-        try:
             queue += [r for r in meta.find_referenced_templates(renderer.env.parse(source)) if r]
-        except TemplateSyntaxError:
+        except (OSError, TemplateSyntaxError):
             continue
+        sources.append((name, source.splitlines()))
+    needles = [url, url.replace("&", "&amp;")]
+    needles += [f'{attr}="{url[:k]}' for k in range(len(url), 0, -1) for attr in ("href", "src")]
+    for needle in needles:
+        for name, lines in sources:
+            for n, line in enumerate(lines, start=1):
+                if needle in line:
+                    return name, n
     return file, None
 
 
@@ -357,7 +365,7 @@ def _where(exc: BaseException, templates_dir: Path, default: str) -> tuple[str, 
     root = templates_dir.resolve()
     if isinstance(exc, TemplateSyntaxError) and exc.name:
         return exc.name, exc.lineno
-    found: tuple[str, int | None] = (default, None)
+    found: tuple[str, int | None] = (getattr(exc, "template_name", None) or default, None)
     tb = exc.__traceback__
     while tb is not None:
         filename = Path(tb.tb_frame.f_code.co_filename)
