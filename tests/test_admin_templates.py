@@ -225,3 +225,16 @@ def test_gallery_in_chromium_shows_each_locale(
     page.get_by_text("Text part").click()
     assert page.locator(".tpl-text pre").first.is_visible()
     assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+@pytest.mark.browser
+def test_the_email_follows_dark_mode(browser, live_server):
+    browser.set_extra_http_headers(AUTH)
+    page = browser.new_page()
+    page.emulate_media(color_scheme="dark")
+    page.goto(f"{live_server.url}/admin/templates/feedback_request/html?locale=en")
+    heading = page.locator("h1")
+    assert heading.inner_text() == "Thank you for being with us, Maria."
+    assert heading.evaluate("e => getComputedStyle(e).color") == "rgb(236, 232, 225)"
+    page.emulate_media(color_scheme="light")
+    assert heading.evaluate("e => getComputedStyle(e).color") == "rgb(43, 43, 43)"
