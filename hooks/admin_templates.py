@@ -14,6 +14,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -89,6 +90,8 @@ def _page(previews: Previews, **values: object) -> Response:
         memberships=memberships,
         admin_email=settings.admin_email,
         transport=settings.mail_transport,
+        # Forms need the signed session (CSRF); without FAREWELL_SECRET_KEY there is none.
+        can_post=bool(current_app.secret_key),
         **{"items": [], "locale": settings.default_locale, "membership": "", **values},
     )
     response = Response(html, mimetype="text/html")

@@ -238,3 +238,12 @@ def test_the_email_follows_dark_mode(browser, live_server):
     assert heading.evaluate("e => getComputedStyle(e).color") == "rgb(236, 232, 225)"
     page.emulate_media(color_scheme="light")
     assert heading.evaluate("e => getComputedStyle(e).color") == "rgb(43, 43, 43)"
+
+
+def test_gallery_without_a_secret_key_still_shows_the_emails(settings, runtime):
+    app = create_app({"TESTING": True, "SETTINGS": replace(settings, secret_key="")})
+    response = app.test_client().get("/admin/templates", headers=AUTH)
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "Thank you, Maria — may we ask one thing?" in page
+    assert "Set FAREWELL_SECRET_KEY to send test emails from here." in page

@@ -88,6 +88,12 @@ def test_missing_locale_falls_back_to_the_default(tree):
     assert _render(r, "fr").subject == "subject from en"
 
 
+def test_odd_locales_and_membership_ids_from_webhooks_stay_inside_the_folder(tree):
+    r = tree("en", "memberships/3006/en")
+    assert _render(r, "../en", "../memberships/3006").subject == "subject from en"
+    assert _render(r, "memberships", "3006/../3006").subject == "subject from en"
+
+
 def test_an_email_missing_in_the_locale_falls_back_to_the_default(tree):
     r = tree("en", extra={"pt_BR/other.html": "x", "pt_BR/other.txt": "x"})
     assert _render(r, "pt_BR").subject == "subject from en"

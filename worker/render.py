@@ -35,6 +35,9 @@ RENDER_BUDGET_SECONDS = 2.0
 # Numbers a template may use as a repeat count, width or exponent.
 MAX_NUMBER = 100_000
 _BIG_WIDTH = re.compile(r"\d{6,}")
+# Locale and membership ids come from webhooks and become folder names: keep them plain.
+_LOCALE = re.compile(r"[A-Za-z]{2,3}(_[A-Za-z0-9]{2,4})?")
+_MEMBERSHIP = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 _MONTHS = {
     "en": [
@@ -335,7 +338,7 @@ class Renderer:
         default locale."""
         locales = [locale] if locale == self.default_locale else [locale, self.default_locale]
         folders = []
-        if membership_id:
+        if membership_id and _MEMBERSHIP.fullmatch(membership_id):
             folders += [f"memberships/{membership_id}/{loc}" for loc in locales]
         folders += locales
         return [f"{folder}/{name}" for folder in folders]
@@ -364,7 +367,8 @@ class Renderer:
         locale: str,
         membership_id: str | None = None,
     ) -> RenderedEmail:
-        locale = locale if (self.templates_dir / locale).is_dir() else self.default_locale
+        if not (_LOCALE.fullmatch(locale or "") and (self.templates_dir / locale).is_dir()):
+            locale = self.default_locale
         html, text = self.resolve_pair(name, locale, membership_id)
         return self.render_files(html, text, context, locale=locale)
 

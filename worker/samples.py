@@ -22,6 +22,7 @@ SAMPLE_SEQUENCE_ID = "sample"
 SAMPLE_EMAIL = "maria.silva@example.com"
 SAMPLE_MEMBERSHIP_TITLE = "Gold Club"
 SAMPLE_COUPON = "COMEBACK20"
+SAMPLE_OFFER = "20% off your first three months"
 # Links in samples must look real, so they are signed even without a configured secret.
 _SAMPLE_SECRET = "sample-secret-for-template-previews"  # noqa: S105 - not a real secret
 
@@ -29,17 +30,24 @@ _SAMPLE_SECRET = "sample-secret-for-template-previews"  # noqa: S105 - not a rea
 @dataclass(frozen=True)
 class Variant:
     """One set of sample member data: templates are checked with each, so both sides of
-    an `{% if first_name %}` are exercised."""
+    an `{% if first_name %}` or `{% if coupon %}` are exercised."""
 
     name: str
     first_name: str
     last_name: str
     access_ends_at: str
-    coupon: str | None
+    # Context values to set, where the context has that variable (incentives, answers...).
+    overrides: tuple[tuple[str, object], ...] = ()
 
 
-FULL = Variant("full", "Maria", "Silva", "2026-12-31T23:59:59+00:00", SAMPLE_COUPON)
-SPARSE = Variant("sparse", "", "", "", None)
+FULL = Variant(
+    "full",
+    "Maria",
+    "Silva",
+    "2026-12-31T23:59:59+00:00",
+    (("coupon", SAMPLE_COUPON), ("coupon_offer", SAMPLE_OFFER), ("feedback_given", False)),
+)
+SPARSE = Variant("sparse", "", "", "", (("coupon", None), ("feedback_given", True)))
 VARIANTS = (FULL, SPARSE)
 
 
@@ -108,8 +116,9 @@ def sample_context(
         step,
         reasons,
     )
-    if context.get("coupon") is None and variant.coupon:
-        context["coupon"] = variant.coupon
+    for key, value in variant.overrides:
+        if key in context:
+            context[key] = value
     return context
 
 
