@@ -169,10 +169,13 @@ def test_marketing_email_without_unsubscribe_link_fails(template_copy):
         template_copy.write(
             layout, re.sub(r"\{% if unsubscribe_url %\}.*?\{% endif %\}", "", text, flags=re.S)
         )
-    problems = {(p.file, p.message.split(":")[0]) for p in template_copy.check().errors}
-    assert problems == {
-        ("en/feedback_request.html", "marketing email without the unsubscribe link"),
-        ("pt_BR/feedback_request.txt", "marketing email without the unsubscribe link"),
+    errors = template_copy.check().errors
+    assert {p.message.split(":")[0] for p in errors} == {
+        "marketing email without the unsubscribe link"
+    }
+    assert {p.file for p in errors if "feedback_request" in p.file} == {
+        "en/feedback_request.html",
+        "pt_BR/feedback_request.txt",
     }
 
 
