@@ -29,7 +29,7 @@ from worker.privacy import mask_email
 from worker.template_check import describe_error
 
 from .admin_auth import admin_required
-from .email_previews import PreviewError, Previews
+from .email_previews import PreviewError, Previews, UnknownEmail
 from .security import CSP, verify_csrf
 from .services import get_services
 
@@ -56,7 +56,7 @@ def _previews_or_400(name: str | None = None) -> tuple[Previews, str, str]:
     try:
         previews.validate(name, locale, membership)
     except PreviewError as exc:
-        abort(404 if name and "no email called" in str(exc) else 400, description=str(exc))
+        abort(404 if isinstance(exc, UnknownEmail) else 400, description=str(exc))
     return previews, locale, membership
 
 

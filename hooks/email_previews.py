@@ -27,7 +27,11 @@ _MEMBERSHIP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class PreviewError(ValueError):
-    """A choice that does not exist (unknown email, language or membership id)."""
+    """A choice that does not exist (unknown language, malformed membership id)."""
+
+
+class UnknownEmail(PreviewError):
+    """No email of that name in the playbook or the default language folder."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ class Previews:
 
     def validate(self, name: str | None, locale: str, membership_id: str) -> None:
         if name is not None and name not in self.names():
-            raise PreviewError(f"there is no email called {name!r}")
+            raise UnknownEmail(f"there is no email called {name!r}")
         if locale not in self.locales():
             raise PreviewError(
                 f"there is no {locale!r} language folder (have: {', '.join(self.locales())})"

@@ -102,11 +102,17 @@ def check_templates(settings: Settings, playbook: Playbook, reasons: list[Reason
             for stream in sorted(streams):
                 for variant in VARIANTS:
                     _check_render(
-                        report, renderer, settings, reasons, html, text,
-                        locale=locale, membership_id=membership_id,
+                        report,
+                        renderer,
+                        settings,
+                        reasons,
+                        html,
+                        text,
+                        locale=locale,
+                        membership_id=membership_id,
                         step=replace(step, stream=stream),
                         variant=variant,
-                    )  # fmt: skip
+                    )
     report.problems.sort(key=lambda p: (p.severity != ERROR, p.file, p.line or 0))
     return report
 
@@ -133,7 +139,7 @@ def _folders(renderer: Renderer, locales: list[str]) -> list[tuple[str, str, str
                 found.append(
                     (f"memberships/{membership.name}/{folder.name}", folder.name, membership.name)
                 )
-    return found  # fmt: skip
+    return found
 
 
 def _names_in(folder: Path) -> set[str]:
