@@ -87,7 +87,8 @@ class PostmarkTransport:
             return str(data["MessageID"])
         if code == INACTIVE_RECIPIENT:
             raise RecipientRejected(
-                describe(self.name, response, message), reason="provider_suppressed"
+                describe(self.name, response, f"ErrorCode {code}: {message}"),
+                reason="provider_suppressed",
             )
         # 300 is any invalid request; only an unusable 'To' is the member's address.
         if code == INVALID_REQUEST and "'To'" in message:
