@@ -39,6 +39,7 @@ class Received:
     form: list[tuple[str, str]] = field(default_factory=list)
     content_type: str = ""
     answered: int = 0
+    reply_id: str = ""  # the message id the provider answered with
 
     def form_values(self, name: str) -> list[str]:
         return [v for k, v in self.form if k == name]
@@ -64,20 +65,28 @@ class ProviderApi:
         self._lock = threading.Lock()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self._server: Any = None
+        self._thread: Any = None
+
+    def start(self) -> ProviderApi:
+        """Listen (again, on the same port after `stop`: a provider coming back)."""
+        self._stop.clear()
         self._server = make_server("127.0.0.1", self.port, self.wsgi, threaded=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), daemon=True
         )
-
-    def start(self) -> ProviderApi:
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop listening: connections are refused, as during a provider outage."""
+        if self._server is None:
+            return
         self._stop.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
+        self._server = None
 
     def fail_next(self, *modes: str) -> None:
         assert set(modes) <= MODES, modes
@@ -158,11 +167,12 @@ class ProviderApi:
             return error(300, "Provide either email TextBody or HtmlBody or both.")
         if data.get("MessageStream", "outbound") not in POSTMARK_STREAMS:
             return error(1235, "The message stream for the provided 'ID' was not found.")
+        seen.reply_id = str(uuid.uuid4())
         return _json(
             {
                 "To": to,
                 "SubmittedAt": "2026-11-25T21:00:00.0000000Z",
-                "MessageID": str(uuid.uuid4()),
+                "MessageID": seen.reply_id,
                 "ErrorCode": 0,
                 "Message": "OK",
             },
@@ -198,9 +208,8 @@ class ProviderApi:
             return _json({"message": "Domain mg.example.com is not allowed to send"}, 403)
         if not (form.get("text") or form.get("html")):
             return _json({"message": "Need at least one of 'text' or 'html' parameters"}, 400)
-        return _json(
-            {"id": f"<{uuid.uuid4().hex}@{MAILGUN_DOMAIN}>", "message": "Queued. Thank you."}, 200
-        )
+        seen.reply_id = f"{uuid.uuid4().hex}@{MAILGUN_DOMAIN}"
+        return _json({"id": f"<{seen.reply_id}>", "message": "Queued. Thank you."}, 200)
 
     # --- SendGrid: POST /v3/mail/send ----------------------------------------------------
 
@@ -238,7 +247,8 @@ class ProviderApi:
         custom = data.get("custom_args") or {}
         if not all(isinstance(v, str) for v in custom.values()):
             return errors(400, ("custom_args values must be strings.", "custom_args"))
-        return Response("", 202, {"X-Message-Id": uuid.uuid4().hex[:22]})
+        seen.reply_id = uuid.uuid4().hex[:22]
+        return Response("", 202, {"X-Message-Id": seen.reply_id})
 
 
 @pytest.fixture

@@ -153,7 +153,7 @@ def _transient(rt: Runtime, sequence_id: str, step_id: str, exc: TransientMailEr
     job = get_current_job()
     attempt = (job.number_of_retries or 0) if job is not None else 0
     retry = send_retry(attempt, exc.retry_after)
-    if attempt + 1 >= SEND_TRANSIENT_MAX:
+    if attempt >= SEND_TRANSIENT_MAX:  # RQ has retried that many times: this was the last
         log.error(
             "step %s/%s: transient failure %d times, giving up until "
             "`flask --app hooks jobs retry-failed`: %s",

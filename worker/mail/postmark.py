@@ -85,20 +85,18 @@ class PostmarkTransport:
         message = str(data.get("Message", ""))
         if response.status_code == 200 and code == 0 and data.get("MessageID"):
             return str(data["MessageID"])
+        detail = f"ErrorCode {code}: {message}" if code is not None else response.text[:200]
         if code == INACTIVE_RECIPIENT:
             raise RecipientRejected(
-                describe(self.name, response, f"ErrorCode {code}: {message}"),
-                reason="provider_suppressed",
+                describe(self.name, response, detail), reason="provider_suppressed"
             )
         # 300 is any invalid request; only an unusable 'To' is the member's address.
         if code == INVALID_REQUEST and "'To'" in message:
-            raise RecipientRejected(
-                describe(self.name, response, message), reason="invalid_address"
-            )
+            raise RecipientRejected(describe(self.name, response, detail), reason="invalid_address")
         if code in CONFIG_ERRORS:
-            raise MailConfigError(describe(self.name, response, f"ErrorCode {code}: {message}"))
-        raise_for_common_status(self.name, response, f"ErrorCode {code}: {message}")
-        raise MailConfigError(describe(self.name, response, f"unexpected reply: {message}"))
+            raise MailConfigError(describe(self.name, response, detail))
+        raise_for_common_status(self.name, response, detail)
+        raise MailConfigError(describe(self.name, response, f"unexpected reply: {detail}"))
 
     def close(self) -> None:
         self.session.close()
