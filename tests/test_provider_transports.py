@@ -301,3 +301,10 @@ def test_provider_settings_come_from_the_environment():
     assert transport.config.base == "https://api.eu.mailgun.net"
     assert transport.config.timeouts.pair() == (5.0, 12.5)
     transport.close()
+
+
+def test_addresses_in_provider_messages_are_masked():
+    from worker.privacy import mask_emails_in
+
+    text = "Found inactive addresses: jane.doe@example.com, 'bob@example.org'."
+    assert mask_emails_in(text) == "Found inactive addresses: j***@example.com, 'b***@example.org'."
