@@ -308,3 +308,17 @@ def test_addresses_in_provider_messages_are_masked():
 
     text = "Found inactive addresses: jane.doe@example.com, 'bob@example.org'."
     assert mask_emails_in(text) == "Found inactive addresses: j***@example.com, 'b***@example.org'."
+
+
+def test_the_worker_refuses_to_start_without_the_providers_key(settings):
+    from dataclasses import replace
+
+    from worker.__main__ import preflight
+    from worker.runtime import Runtime, set_runtime
+
+    set_runtime(Runtime(replace(settings, mail_transport="postmark")))
+    try:
+        with pytest.raises(MailConfigError, match="FAREWELL_POSTMARK_TOKEN"):
+            preflight()
+    finally:
+        set_runtime(None)
