@@ -228,3 +228,17 @@ def test_a_suppressed_address_gets_no_more_email(hooks_client, post_hook, work, 
     post_hook.memberpress()
     work()
     assert outbox() == []
+
+
+def test_sendgrid_batches_may_exceed_the_plugin_body_limit(hooks_client, runtime):
+    events = [
+        {"email": f"user{n}@example.com", "event": "delivered", "sg_event_id": "e" * 100}
+        for n in range(2500)
+    ]
+    events.append({"email": "late@example.com", "event": "spamreport"})
+    assert len(json.dumps(events)) > 256 * 1024
+    response = _sendgrid_post(hooks_client, events)
+    assert response.status_code == 200
+    assert runtime.store.suppression("late@example.com").reason == "complained"
+    huge = [{"email": "x@example.com", "event": "delivered", "pad": "p" * 1000}] * 2200
+    assert _sendgrid_post(hooks_client, huge).status_code == 413

@@ -322,3 +322,12 @@ def test_the_worker_refuses_to_start_without_the_providers_key(settings):
             preflight()
     finally:
         set_runtime(None)
+
+
+def test_sendgrid_blames_the_member_only_for_their_own_address():
+    # A missing `to` array would be our bug, not a bad address: never suppress for it.
+    from worker.mail.sendgrid import _RECIPIENT_FIELD
+
+    assert _RECIPIENT_FIELD.match("personalizations.0.to.0.email")
+    assert not _RECIPIENT_FIELD.match("personalizations.0.to")
+    assert not _RECIPIENT_FIELD.match("from.email")

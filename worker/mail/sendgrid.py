@@ -24,7 +24,7 @@ from .http import (
 from .message import OutgoingEmail, clean_header
 
 DEFAULT_API_BASE = "https://api.sendgrid.com"
-_RECIPIENT_FIELD = re.compile(r"^personalizations\.\d+\.to(\.\d+\.email)?$")
+_RECIPIENT_FIELD = re.compile(r"^personalizations\.\d+\.to\.\d+\.email$")
 
 
 @dataclass(frozen=True)
