@@ -239,3 +239,27 @@ def test_a_step_already_sent_is_not_sent_by_a_requeued_job(
     rt.queue.enqueue_job(job)
     run_jobs(rt)
     assert len(provider_api.received) == 1
+
+
+def test_an_smtp_configuration_error_takes_the_same_path(
+    settings, app, post_hook, client, runner, smtp_server
+):
+    from dataclasses import replace
+
+    from worker.runtime import Runtime, set_runtime
+
+    broken = Runtime(replace(settings, mail_transport="smtp", smtp_url="smpt://127.0.0.1"))
+    set_runtime(broken)
+    event_id = json_of(post_hook.memberpress())["event_id"]
+    run_jobs(broken)
+    assert _job(broken, event_id).get_status() == "failed"
+    error = json_of(client.get("/healthz"))["last_send_error"]
+    assert error["transport"] == "smtp" and "smtp://" in error["error"]
+
+    fixed = Runtime(replace(settings, mail_transport="smtp", smtp_url=smtp_server.url))
+    set_runtime(fixed)
+    assert "requeued 1 job(s)" in runner.invoke(args=["jobs", "retry-failed"]).output
+    run_jobs(fixed)
+    assert len(smtp_server.sink.messages) == 1
+    fixed.transport.close()
+    set_runtime(None)
