@@ -30,13 +30,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
 
-    from . import admin_templates, cli, health, receiver, security, services
+    from . import admin_templates, bounces, cli, health, receiver, security, services
 
     svc = services.init_app(app, settings)
     security.init_app(app, settings.base_url)
     cli.init_app(app)
     app.register_blueprint(receiver.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(bounces.bp)
     app.register_blueprint(admin_templates.bp)
 
     @app.errorhandler(HTTPException)
