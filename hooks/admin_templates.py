@@ -57,6 +57,8 @@ def _previews_or_400(name: str | None = None) -> tuple[Previews, str, str]:
         previews.validate(name, locale, membership)
     except PreviewError as exc:
         abort(404 if isinstance(exc, UnknownEmail) else 400, description=str(exc))
+    except PlaybookError as exc:
+        abort(503, description=f"The playbook could not be read: {exc}")
     return previews, locale, membership
 
 

@@ -247,3 +247,15 @@ def test_gallery_without_a_secret_key_still_shows_the_emails(settings, runtime):
     page = response.get_data(as_text=True)
     assert "Thank you, Maria — may we ask one thing?" in page
     assert "Set FAREWELL_SECRET_KEY to send test emails from here." in page
+
+
+def test_a_broken_playbook_is_explained_not_a_500(template_copy, runtime):
+    template_copy.write("playbook.toml", "[default\nsteps = 1\n")
+    settings = replace(template_copy.settings, admin_password=PASSWORD)
+    client = create_app({"TESTING": True, "SETTINGS": settings}).test_client()
+    response = client.get("/admin/templates", headers=AUTH)
+    assert response.status_code == 200
+    assert "The playbook could not be read" in response.get_data(as_text=True)
+    html = client.get("/admin/templates/feedback_request/html", headers=AUTH)
+    assert html.status_code == 503
+    assert "not valid TOML" in html.get_data(as_text=True)

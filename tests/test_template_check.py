@@ -316,3 +316,10 @@ def test_preview_of_a_broken_email_says_why_and_fails(template_copy, tmp_path):
     )
     assert result.exit_code == 1
     assert "unknown variable {{ sitename }}" in result.output
+
+
+def test_the_check_command_reports_a_broken_playbook(template_copy):
+    template_copy.write("playbook.toml", "[default\n")
+    result = _cli(template_copy.settings, "check")
+    assert result.exit_code == 1
+    assert "playbook.toml: not valid TOML" in result.output
