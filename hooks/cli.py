@@ -28,4 +28,7 @@ def spool_status() -> None:
 
 
 def init_app(app: Flask) -> None:
+    from . import cli_seq
+
     app.cli.add_command(spool_cli)
+    cli_seq.init_app(app)
