@@ -617,3 +617,25 @@ def test_the_worker_scheduler_enqueues_due_steps(post_hook, work, runtime, outbo
         burst=True
     )
     assert len(outbox()) == 1
+
+
+# --- the unsubscribe page in a real browser -----------------------------------------------
+
+
+@pytest.mark.browser
+def test_unsubscribe_link_from_a_real_winback_in_chromium(
+    browser, live_server, post_hook, clock, outbox, runtime, settings, tmp_path
+):
+    _cancel(post_hook)
+    clock.advance(days=14, minutes=1)
+    text, _ = _parts(_step(outbox(), "winback"))
+    link = re.search(r"Unsubscribe: (\S+)", text).group(1)
+    page = browser.new_page()
+    page.goto(link.replace(settings.base_url, live_server.url))
+    assert page.locator("h1").inner_text() == "Stop these emails?"
+    assert not runtime.store.is_suppressed(JANE)  # opening the page changes nothing
+    page.screenshot(path=str(tmp_path / "unsubscribe-confirm.png"))
+    page.get_by_role("button", name="Unsubscribe").click()
+    page.wait_for_selector("text=You are unsubscribed.")
+    page.screenshot(path=str(tmp_path / "unsubscribe-done.png"))
+    assert runtime.store.suppression(JANE).reason == "unsubscribed"

@@ -139,13 +139,18 @@ def send_step(sequence_id: str, step_id: str) -> str:
     if existing is not None:
         return _skip(sequence_id, step_id, f"already claimed ({existing})")
     incentive = rt.playbook.incentive_for(seq.membership_id, step)
-    offer = resolve_offer(
-        rt.store, incentive, seq.member_key, seq.locale, rt.settings.default_locale
-    )
+    try:
+        offer = resolve_offer(
+            rt.store, incentive, seq.member_key, seq.locale, rt.settings.default_locale
+        )
+    except Exception:  # e.g. the pool file vanished: nothing was sent, let a retry send
+        rt.store.release_send(sequence_id, step_id)
+        raise
     if offer.skip_step:
         rt.store.release_send(sequence_id, step_id)
         return _skip(sequence_id, step_id, f"incentive {incentive.name} exhausted (skip_step)")
-    extra = {"offer": offer, "feedback_given": bool(feedback and feedback.reason)}
+    given = feedback is not None and bool(feedback.reason or feedback.comment)
+    extra = {"offer": offer, "feedback_given": given}
     try:
         email = compose(rt.settings, rt.renderer, seq, member, step, rt.reasons, **extra)
         message_id = rt.transport.send(email)
