@@ -17,11 +17,12 @@ import logging
 
 from flask import Blueprint, Response, render_template, request
 from flask.typing import ResponseReturnValue
+from redis.exceptions import RedisError
 
 from worker.events import member_key
 from worker.privacy import mask_email
 from worker.sequences import stop_marketing
-from worker.settings import SUPPORTED_LOCALES
+from worker.settings import SUPPORTED_LOCALES, SettingsError
 from worker.tokens import InvalidToken, Scope, read_token
 
 from .security import verify_csrf
@@ -47,6 +48,8 @@ TEXT = {
         ),
         "gone_heading": "You will not hear from us.",
         "gone_body": "We no longer hold your address, so there is nothing to unsubscribe.",
+        "busy_heading": "We could not do that just now.",
+        "busy_body": "Nothing went wrong on your side. Please try again in a few minutes.",
         "bad_heading": "This link does not work.",
         "bad_body": (
             "It may have been shortened or changed on the way. Please use the unsubscribe "
@@ -68,6 +71,8 @@ TEXT = {
         ),
         "gone_heading": "Você não receberá nada de nós.",
         "gone_body": "Não guardamos mais o seu endereço, então não há nada a cancelar.",
+        "busy_heading": "Não conseguimos fazer isso agora.",
+        "busy_body": "Não há nada de errado do seu lado. Tente de novo em alguns minutos.",
         "bad_heading": "Este link não funciona.",
         "bad_body": (
             "Talvez ele tenha sido cortado ou alterado no caminho. Use o link do email "
@@ -92,11 +97,21 @@ def _lang(locale: str | None) -> str:
 
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
 def unsubscribe(token: str) -> ResponseReturnValue:
-    services = get_services()
     one_click = request.method == "POST" and request.form.get(ONE_CLICK[0]) == ONE_CLICK[1]
     try:
+        return _unsubscribe(token, one_click)
+    except RedisError as exc:
+        log.warning("unsubscribe: Redis unavailable (%s)", type(exc).__name__)
+        if one_click:
+            return Response("try again later\n", 503, mimetype="text/plain")
+        return _page("busy", _lang(None), 503)
+
+
+def _unsubscribe(token: str, one_click: bool) -> ResponseReturnValue:
+    services = get_services()
+    try:
         sequence_id = read_token(services.settings.require_secret_key(), Scope.UNSUBSCRIBE, token)
-    except InvalidToken:
+    except (InvalidToken, SettingsError):
         if one_click:
             return Response("invalid unsubscribe link\n", 400, mimetype="text/plain")
         return _page("bad", _lang(None), 400)

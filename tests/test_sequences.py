@@ -639,3 +639,47 @@ def test_unsubscribe_link_from_a_real_winback_in_chromium(
     page.wait_for_selector("text=You are unsubscribed.")
     page.screenshot(path=str(tmp_path / "unsubscribe-done.png"))
     assert runtime.store.suppression(JANE).reason == "unsubscribed"
+
+
+def test_a_comeback_delivered_before_its_cancellation_starts_nothing(runtime, work, outbox):
+    from datetime import timedelta
+
+    from worker.events import Event, EventKind, Member, Membership, utcnow
+    from worker.intake import submit
+
+    member = Member(email=JANE, first_name="Jane")
+    now = utcnow()
+
+    def event(kind, name, at):
+        return Event(
+            source="stripe",
+            name=name,
+            kind=kind,
+            occurred_at=at,
+            member=member,
+            membership=Membership("price_1"),
+            subscription_id="sub_1",
+        )
+
+    back = event(EventKind.REACTIVATED, "customer.subscription.created", now)
+    gone = event(EventKind.CANCELLED, "customer.subscription.deleted", now - timedelta(hours=1))
+    submit(runtime.store, runtime.queue, back, 3600)
+    work()
+    submit(runtime.store, runtime.queue, gone, 3600)
+    work()
+    assert outbox() == []
+    assert runtime.store.member_sequence_ids(member_key(JANE)) == []
+
+
+def test_unsubscribe_while_redis_is_down_is_a_503_not_a_500(settings, own_redis, post_hook):
+    from dataclasses import replace as dc_replace
+
+    from hooks import create_app
+
+    app = create_app({"TESTING": True, "SETTINGS": dc_replace(settings, redis_url=own_redis.url)})
+    own_redis.kill()
+    token = make_token(settings.secret_key, Scope.UNSUBSCRIBE, "memberpress-abc")
+    client = app.test_client()
+    assert client.get(f"/unsubscribe/{token}").status_code == 503
+    reply = client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
+    assert reply.status_code == 503

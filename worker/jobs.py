@@ -57,6 +57,7 @@ def act_on(event: Event) -> str:
         return start_sequence(event)
     if kind.is_comeback:
         rt.store.set_paused(key, subscription, False)
+        rt.store.save_member(event.member, came_back_at=repr(event.occurred_at.timestamp()))
         stopped = sequences.record_comeback(
             rt.store, rt.queue, key, event.occurred_at.timestamp(), rt.settings.won_back_days
         )
@@ -93,6 +94,10 @@ def start_sequence(event: Event) -> str:
         started_at=event.occurred_at.timestamp(),
         access_ends_at=event.access_ends_at.isoformat() if event.access_ends_at else "",
     )
+    came_back = rt.store.member_field(seq.member_key, "came_back_at")
+    if came_back and float(came_back) > seq.started_at:
+        # Sources may deliver out of order (Stripe does): the comeback was handled first.
+        return "no new sequence: the member came back after this cancellation"
     steps = rt.playbook.steps_for(membership_id)
     cooldown = rt.settings.sequence_cooldown_days * 24 * 3600
     holder = rt.store.claim_cooldown(seq.member_key, seq.id, cooldown)
