@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from rq import SimpleWorker
+from rq.registry import ScheduledJobRegistry
+from rq.scheduler import RQScheduler
 
 from tests import payloads
 from tests.conftest import json_of
@@ -592,31 +593,25 @@ def test_worker_run_twice_for_a_step_after_comeback_sends_nothing(post_hook, clo
 
 
 def test_the_worker_scheduler_enqueues_due_steps(post_hook, work, runtime, outbox, use_playbook):
-    """RQ's own scheduler picks up due steps (a real minute-long delay is not needed: the
-    step is due the moment it is planned with delay 0 through enqueue_in's path)."""
+    """The path production takes: RQ's own scheduler (run by `python -m worker`) moves a
+    step whose time has come to the queue. The step's time is moved, not the clock."""
     use_playbook(
         '[default]\nsteps = [{ template = "feedback_request", delay = "1m" }]\n',
     )
     _cancel(post_hook)
     work()
-    rt = runtime
-    from rq.registry import ScheduledJobRegistry
-
-    registry = ScheduledJobRegistry(queue=rt.queue, serializer=rt.queue.serializer)
+    assert outbox() == []  # planned a minute ahead: waiting in RQ's scheduled registry
+    queue = runtime.queue
+    registry = ScheduledJobRegistry(queue=queue, serializer=queue.serializer)
     [job_id] = registry.get_job_ids()
-    # Make it due now, then let RQ's scheduler (as `python -m worker` runs it) enqueue it.
-    rt.queue.connection.zadd(registry.key, {job_id: 1})
-    from rq.scheduler import RQScheduler
-
-    scheduler = RQScheduler([rt.queue], connection=rt.queue.connection)
-    scheduler.serializer = rt.queue.serializer
-    scheduler.acquire_locks()
+    queue.connection.zadd(registry.key, {job_id: 1})  # its time has come
+    scheduler = RQScheduler([queue], connection=queue.connection, serializer=queue.serializer)
+    assert scheduler.acquire_locks()
     scheduler.enqueue_scheduled_jobs()
     scheduler.release_locks()
-    SimpleWorker([rt.queue], connection=rt.queue.connection, serializer=rt.queue.serializer).work(
-        burst=True
-    )
+    work()
     assert len(outbox()) == 1
+    assert registry.get_job_ids() == []
 
 
 # --- the unsubscribe page in a real browser -----------------------------------------------

@@ -26,8 +26,9 @@ Sequences (follow-ups) add:
     pool:{name}:given          hash member_key -> the code that member got
     pool:{name}:loaded         sha256 of the pool file last loaded
 
-The web side writes only `dedupe`, `event` and `pending` (in one Lua call); the worker owns
-the rest.
+The web side writes `dedupe`, `event` and `pending` (in one Lua call), plus `suppressed`
+(unsubscribe page, `suppress` commands) and sequence stops (`member resume`); the worker
+owns the rest.
 """
 
 from __future__ import annotations
