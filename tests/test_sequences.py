@@ -678,3 +678,17 @@ def test_unsubscribe_while_redis_is_down_is_a_503_not_a_500(settings, own_redis,
     assert client.get(f"/unsubscribe/{token}").status_code == 503
     reply = client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
     assert reply.status_code == 503
+
+
+def test_unsubscribe_link_of_an_erased_member_records_nothing_and_says_so(
+    client, runtime, settings
+):
+    path = _unsub_path("memberpress-erased0000000000000000", settings)
+    page = client.get(path)
+    assert page.status_code == 200
+    assert "You will not hear from us." in page.get_data(as_text=True)
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert "script-src" not in page.headers["Content-Security-Policy"]
+    reply = client.post(path, data={"List-Unsubscribe": "One-Click"})
+    assert reply.status_code == 200
+    assert runtime.store.suppressions() == []
