@@ -692,3 +692,30 @@ def test_unsubscribe_link_of_an_erased_member_records_nothing_and_says_so(
     reply = client.post(path, data={"List-Unsubscribe": "One-Click"})
     assert reply.status_code == 200
     assert runtime.store.suppressions() == []
+
+
+def test_pool_claims_racing_from_many_workers_never_share_a_code(settings, tmp_path):
+    """Eight threads (each its own Redis connection, like eight workers) claim for 400
+    members from a 300-code pool loaded concurrently too."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from worker.incentives import resolve_offer
+    from worker.playbook import Incentive
+    from worker.store import Store, connect
+
+    pool = tmp_path / "codes.txt"
+    pool.write_text("\n".join(f"C{i:04d}" for i in range(300)))
+    incentive = Incentive(name="race", pool=pool)
+
+    def claim(worker: int) -> list[str | None]:
+        store = Store(connect(settings.redis_url))
+        return [
+            resolve_offer(store, incentive, f"member-{worker}-{n}", "en", "en").coupon
+            for n in range(50)
+        ]
+
+    with ThreadPoolExecutor(8) as ex:
+        results = [code for batch in ex.map(claim, range(8)) for code in batch]
+    given = [c for c in results if c]
+    assert len(given) == 300 and len(set(given)) == 300
+    assert results.count(None) == 100
