@@ -4,9 +4,8 @@ bodies), scriptable to fail, plus fixtures that point a worker runtime at it."""
 
 from __future__ import annotations
 
-import time
-
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
