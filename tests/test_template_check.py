@@ -323,3 +323,21 @@ def test_the_check_command_reports_a_broken_playbook(template_copy):
     result = _cli(template_copy.settings, "check")
     assert result.exit_code == 1
     assert "playbook.toml: not valid TOML" in result.output
+
+
+def test_preview_shows_the_membership_incentive_from_the_playbook(template_copy):
+    text = template_copy.read("playbook.toml")
+    template_copy.write(
+        "playbook.toml",
+        text
+        + '\n[incentives.gold_back]\ncode = "WELCOMEBACK20"\n'
+        + 'offer = { en = "20% off your first three months back" }\n'
+        + '\n[memberships.3006]\nincentive = "gold_back"\n',
+    )
+    assert template_copy.check().ok
+    result = _cli(template_copy.settings, "preview", "winback", "--membership", "3006")
+    assert result.exit_code == 0, result.output
+    assert "WELCOMEBACK20" in result.output
+    assert "20% off your first three months back" in result.output
+    plain = _cli(template_copy.settings, "preview", "winback")
+    assert plain.exit_code == 0 and "WELCOMEBACK20" not in plain.output

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from .compose import compose, template_context
 from .events import Member
+from .incentives import NO_OFFER, Offer
 from .mail.message import OutgoingEmail
 from .playbook import Playbook, Step
 from .reasons import Reason
@@ -23,6 +24,7 @@ SAMPLE_EMAIL = "maria.silva@example.com"
 SAMPLE_MEMBERSHIP_TITLE = "Gold Club"
 SAMPLE_COUPON = "COMEBACK20"
 SAMPLE_OFFER = "20% off your first three months"
+SAMPLE_POOL_CODE = "SAMPLE-CODE-0001"  # stands in for a single-use code from a pool
 # Links in samples must look real, so they are signed even without a configured secret.
 _SAMPLE_SECRET = "sample-secret-for-template-previews"  # noqa: S105 - not a real secret
 
@@ -69,6 +71,18 @@ def sample_step(playbook: Playbook, name: str, membership_id: str | None) -> Ste
     streams = template_names(playbook).get(name, {"transactional"})
     stream = "marketing" if "marketing" in streams else "transactional"
     return Step(template=name, delay=timedelta(0), stream=stream)
+
+
+def sample_offer(
+    playbook: Playbook, step: Step, membership_id: str | None, locale: str, default_locale: str
+) -> Offer:
+    """What the playbook really offers with this step (a pool shows a stand-in code, since
+    a preview must not use up a real one); nothing when no incentive is configured."""
+    incentive = playbook.incentive_for(membership_id, step)
+    if incentive is None:
+        return NO_OFFER
+    code = incentive.code or SAMPLE_POOL_CODE
+    return Offer(coupon=code, text=incentive.offer_text(locale, default_locale))
 
 
 def _sample_settings(settings: Settings) -> Settings:
@@ -142,6 +156,7 @@ def sample_email(
         sample_member(locale, email=to),
         step,
         reasons,
+        offer=sample_offer(playbook, step, membership_id, locale, settings.default_locale),
     )
 
 
@@ -161,4 +176,6 @@ def preview_email(
     context = sample_context(
         settings, step, reasons, locale=locale, membership_id=membership_id, variant=FULL
     )
+    offer = sample_offer(playbook, step, membership_id, locale, settings.default_locale)
+    context.update(coupon=offer.coupon, coupon_offer=offer.text if offer.coupon else None)
     return renderer.render(name, context, locale=locale, membership_id=membership_id)

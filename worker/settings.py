@@ -19,6 +19,11 @@ DEFAULT_DEDUPE_TTL = 7 * 24 * 3600
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_QUEUE = "farewell"
 SUPPORTED_LOCALES = ("en", "pt_BR")
+# Guardrails no playbook can switch off: one sequence per member per cooldown, at most this
+# many emails per sequence; a comeback this soon after a win-back email counts as won back.
+DEFAULT_SEQUENCE_COOLDOWN_DAYS = 180
+DEFAULT_MAX_EMAILS_PER_SEQUENCE = 3
+DEFAULT_WON_BACK_DAYS = 30
 
 
 class SettingsError(ValueError):
@@ -74,6 +79,11 @@ class Settings:
     admin_password: str = ""
     admin_email: str = ""  # where "send me a test" in /admin/templates delivers
 
+    # Sequences (guardrails)
+    sequence_cooldown_days: int = DEFAULT_SEQUENCE_COOLDOWN_DAYS
+    max_emails_per_sequence: int = DEFAULT_MAX_EMAILS_PER_SEQUENCE
+    won_back_days: int = DEFAULT_WON_BACK_DAYS
+
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -103,6 +113,9 @@ class Settings:
             raise SettingsError("FAREWELL_BASE_URL must start with https:// (or http:// locally)")
         if self.max_body_bytes <= 0:
             raise SettingsError("FAREWELL_MAX_BODY_BYTES must be positive")
+        for name in ("sequence_cooldown_days", "max_emails_per_sequence", "won_back_days"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"FAREWELL_{name.upper()} must be 1 or more")
 
     def require_secret_key(self) -> str:
         if len(self.secret_key) < 16:
