@@ -55,7 +55,9 @@ def jobs_retry_failed() -> None:
 
 def init_app(app: Flask) -> None:
     from . import cli_seq
+    from .templates_cli import templates_cli
 
     app.cli.add_command(spool_cli)
     app.cli.add_command(jobs_cli)
     cli_seq.init_app(app)
+    app.cli.add_command(templates_cli)

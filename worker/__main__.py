@@ -18,6 +18,7 @@ from .playbook import PlaybookError
 from .render import TemplateMissing
 from .runtime import runtime
 from .settings import SettingsError
+from .template_check import require_valid_templates
 
 log = logging.getLogger("worker")
 SWEEP_INTERVAL = 30.0
@@ -40,6 +41,8 @@ def preflight() -> None:
     rt.reasons  # noqa: B018
     rt.transport  # noqa: B018
     rt.renderer  # noqa: B018
+    # Render every email with sample data: a broken template must stop the start, not a send.
+    require_valid_templates(rt.settings, rt.playbook, rt.reasons)
 
 
 def main() -> int:

@@ -1,22 +1,43 @@
 """Email rendering: sandboxed Jinja2 -> subject, preheader, HTML (CSS inlined) and text.
 
-Templates are marketers' content, so they run in a SandboxedEnvironment with
+Templates are marketers' content, so they run in an immutable SandboxedEnvironment with
 StrictUndefined (a misspelt variable fails loudly instead of mailing a blank) and see only
-the plain values in the context we pass: no settings, no environment, no files.
+the plain values in the context we pass: no settings, no environment, no files. Rendering is
+bounded in time and size (see `limits`), so a template that loops forever or builds a huge
+string fails with `RenderLimitError` instead of hanging a worker or eating its memory.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import css_inline
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateNotFound, pass_context
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import Cycler, Joiner, Namespace
+
+# Limits for one email (each part). A real email is a few tens of KB.
+MAX_OUTPUT_CHARS = 512 * 1024
+# Wall-clock budget for rendering one email, checked as output is produced and on every
+# call, filter and range step inside the template.
+RENDER_BUDGET_SECONDS = 2.0
+# Numbers a template may use as a repeat count, width or exponent.
+MAX_NUMBER = 100_000
+_BIG_WIDTH = re.compile(r"\d{6,}")
+# Locale and membership ids come from webhooks and become folder names: keep them plain.
+_LOCALE = re.compile(r"[A-Za-z]{2,3}(_[A-Za-z0-9]{2,4})?")
+_MEMBERSHIP = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 _MONTHS = {
     "en": [
@@ -48,10 +69,17 @@ _MONTHS = {
         "dezembro",
     ],
 }
+# Currency a price is shown in when the template does not name one.
+_LOCALE_CURRENCY = {"en": "USD", "pt_BR": "BRL"}
+_CURRENCY_SYMBOLS = {"USD": "$", "BRL": "R$", "EUR": "€", "GBP": "£"}
 
 
 class TemplateMissing(LookupError):
     """No template of that name in any of the lookup folders."""
+
+
+class RenderLimitError(RuntimeError):
+    """A template took too long or produced (or tried to build) too much."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +88,13 @@ class RenderedEmail:
     preheader: str
     html: str
     text: str
+
+
+# --- filters --------------------------------------------------------------------------------
+
+
+def _locale_of(context: Context, locale: str | None) -> str:
+    return locale or context.get("locale") or "en"
 
 
 def format_date(value: date | datetime | str | None, locale: str = "en") -> str:
@@ -75,34 +110,235 @@ def format_date(value: date | datetime | str | None, locale: str = "en") -> str:
     return f"{month} {value.day}, {value.year}"
 
 
+def format_money(
+    value: int | float | str | Decimal | None, currency: str | None = None, locale: str = "en"
+) -> str:
+    """'$1,234.56' (en) / 'R$ 1.234,56' (pt_BR). The currency defaults to the locale's."""
+    if value is None or value == "":
+        return ""
+    try:
+        amount = Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    except InvalidOperation as exc:
+        raise ValueError(f"money: {value!r} is not a number") from exc
+    code = (currency or _LOCALE_CURRENCY.get(locale, "USD")).upper()
+    symbol = _CURRENCY_SYMBOLS.get(code, code + " ")
+    sign = "-" if amount < 0 else ""
+    digits = f"{abs(amount):,.2f}"  # 1,234.56
+    if locale == "pt_BR":
+        digits = digits.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
+        return f"{sign}{symbol.strip()} {digits}"
+    return f"{sign}{symbol}{digits}"
+
+
+@pass_context
+def _date_filter(context: Context, value: Any, locale: str | None = None) -> str:
+    return format_date(value, _locale_of(context, locale))
+
+
+@pass_context
+def _money_filter(
+    context: Context, value: Any, currency: str | None = None, locale: str | None = None
+) -> str:
+    return format_money(value, currency, _locale_of(context, locale))
+
+
 def one_line(value: str) -> str:
     """Subjects and preheaders are header-like: never let a newline through."""
     return re.sub(r"\s+", " ", value).strip()
 
 
+# --- plain data -----------------------------------------------------------------------------
+
+_PLAIN_SCALARS = (str, int, float, bool, date, datetime, Decimal, type(None))
+
+
+def plain(value: Any, where: str = "context") -> Any:
+    """Copy `value`, refusing anything but plain data: templates never get live objects
+    (settings, clients, functions) whose attributes could lead somewhere."""
+    if isinstance(value, _PLAIN_SCALARS):
+        return value
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where}: keys must be strings, not {key!r}")
+            out[key] = plain(item, f"{where}.{key}")
+        return out
+    if isinstance(value, list | tuple):
+        return [plain(item, f"{where}[{n}]") for n, item in enumerate(value)]
+    raise TypeError(f"{where}: {type(value).__name__} is not plain data")
+
+
+# --- the bounded sandbox --------------------------------------------------------------------
+
+_deadline: ContextVar[float | None] = ContextVar("render_deadline", default=None)
+
+
+def _tick() -> None:
+    deadline = _deadline.get()
+    if deadline is not None and time.monotonic() > deadline:
+        raise RenderLimitError("rendering took too long (an endless loop?)")
+
+
+def _check_size(value: Any) -> Any:
+    if isinstance(value, str | list | tuple | dict) and len(value) > MAX_OUTPUT_CHARS:
+        raise RenderLimitError(f"a value grew past {MAX_OUTPUT_CHARS} characters")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**15:
+        raise RenderLimitError("a number grew too large")
+    return value
+
+
+def _check_number(value: Any) -> None:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_NUMBER:
+        raise RenderLimitError(f"numbers used as counts or widths must stay under {MAX_NUMBER}")
+
+
+def _bounded_range(*args: int) -> Iterator[int]:
+    for arg in args:
+        _check_number(arg)
+    for n, item in enumerate(range(*args)):
+        if n % 256 == 0:
+            _tick()
+        yield item
+
+
+class _BoundedNamespace(Namespace):
+    def __setitem__(self, name: str, value: Any) -> None:
+        _tick()
+        super().__setitem__(name, _check_size(value))
+
+
+def _bounded_filter(func: Callable[..., Any]) -> Callable[..., Any]:
+    # The filtered value may be any size; the filter's own arguments (widths, counts) not.
+    skip = 2 if getattr(func, "jinja_pass_arg", None) else 1
+
+    @functools.wraps(func)  # keeps jinja's pass_context marker
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _tick()
+        for arg in (*args[skip:], *kwargs.values()):
+            _check_number(arg)
+            _check_size(arg)
+        return _check_size(func(*args, **kwargs))
+
+    return wrapper
+
+
+class BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox (no attribute starting with `_`, no list/dict mutation, no
+    unsafe callables) plus time and size bounds on everything a template can repeat."""
+
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        _tick()
+        sequences = (str, list, tuple)
+        if operator == "*" and (isinstance(left, sequences) or isinstance(right, sequences)):
+            _check_number(left)  # 'x' * 1000000000
+            _check_number(right)
+        if operator == "**":
+            _check_number(right)
+        if operator == "%" and isinstance(left, str):
+            if _BIG_WIDTH.search(left):
+                raise RenderLimitError("format widths must stay under 100000")
+            if "*" in left:  # '%*d' takes its width from the arguments
+                for arg in right if isinstance(right, tuple) else (right,):
+                    _check_number(arg)
+        return _check_size(super().call_binop(context, operator, left, right))
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _tick()
+        for arg in (*args, *kwargs.values()):
+            _check_size(arg)
+        return _check_size(super().call(__context, __obj, *args, **kwargs))
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None and _BIG_WIDTH.search(value.__self__):
+
+            def refuse(*args: Any, **kwargs: Any) -> str:
+                raise RenderLimitError("format widths must stay under 100000")
+
+            return refuse
+        return wrapped
+
+
+def bounded(chunks: Iterator[str], limit: int = MAX_OUTPUT_CHARS) -> str:
+    """Join rendered output, stopping as soon as it is too long or too slow."""
+    out: list[str] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise RenderLimitError(f"the email is longer than {limit} characters")
+        _tick()
+        out.append(chunk)
+    return "".join(out)
+
+
+@contextmanager
+def render_budget(seconds: float = RENDER_BUDGET_SECONDS) -> Iterator[None]:
+    """Give the renders inside a deadline (per thread/context, so concurrent renders in the
+    web process each get their own)."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+# --- the renderer ---------------------------------------------------------------------------
+
+
+def make_environment(templates_dir: Path) -> BoundedSandbox:
+    env = BoundedSandbox(
+        loader=FileSystemLoader(str(templates_dir)),
+        undefined=StrictUndefined,
+        autoescape=lambda name: bool(name and name.endswith(".html")),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    # Only harmless helpers; no lipsum (unbounded text), and a range that watches the clock.
+    env.globals.clear()
+    env.globals.update(
+        range=_bounded_range, dict=dict, namespace=_BoundedNamespace, cycler=Cycler, joiner=Joiner
+    )
+    env.filters["date"] = _date_filter
+    env.filters["money"] = _money_filter
+    env.filters = {name: _bounded_filter(f) for name, f in env.filters.items()}
+    return env
+
+
 class Renderer:
     """Compiles each template once per process and renders it for a locale and membership."""
 
-    def __init__(self, templates_dir: Path, default_locale: str = "en") -> None:
+    def __init__(
+        self,
+        templates_dir: Path,
+        default_locale: str = "en",
+        budget_seconds: float = RENDER_BUDGET_SECONDS,
+    ) -> None:
         self.templates_dir = Path(templates_dir)
         self.default_locale = default_locale
-        self.env = SandboxedEnvironment(
-            loader=FileSystemLoader(str(self.templates_dir)),
-            undefined=StrictUndefined,
-            autoescape=lambda name: bool(name and name.endswith(".html")),
-            trim_blocks=True,
-            lstrip_blocks=True,
-            auto_reload=False,
+        self.budget_seconds = budget_seconds
+        self.env = make_environment(self.templates_dir)
+        # Keep @media (dark mode) rules in a <style> tag: they cannot be inlined.
+        self._inliner = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
+
+    def locales(self) -> list[str]:
+        """Locale folders present (en, pt_BR, ...)."""
+        return sorted(
+            p.name
+            for p in self.templates_dir.iterdir()
+            if p.is_dir() and p.name != "memberships" and not p.name.startswith((".", "_"))
         )
-        self.env.filters["date"] = format_date
-        self._inliner = css_inline.CSSInliner(load_remote_stylesheets=False)
 
     def candidates(self, name: str, locale: str, membership_id: str | None) -> list[str]:
         """The lookup order: membership + locale, membership + default locale, locale,
         default locale."""
         locales = [locale] if locale == self.default_locale else [locale, self.default_locale]
         folders = []
-        if membership_id:
+        if membership_id and _MEMBERSHIP.fullmatch(membership_id):
             folders += [f"memberships/{membership_id}/{loc}" for loc in locales]
         folders += locales
         return [f"{folder}/{name}" for folder in folders]
@@ -113,6 +349,16 @@ class Renderer:
                 return candidate
         raise TemplateMissing(f"no template {name!r} for locale {locale!r}")
 
+    def resolve_pair(self, name: str, locale: str, membership_id: str | None) -> tuple[str, str]:
+        """The .html and .txt files an email uses. Both come from the same folder, so a
+        member never gets an HTML part in one language and a text part in another."""
+        html = self.resolve(f"{name}.html", locale, membership_id)
+        folder = html.rsplit("/", 1)[0]
+        text = f"{folder}/{name}.txt"
+        if not (self.templates_dir / text).is_file():
+            raise TemplateMissing(f"{folder}/{name}.html has no matching {name}.txt")
+        return html, text
+
     def render(
         self,
         name: str,
@@ -121,16 +367,51 @@ class Renderer:
         locale: str,
         membership_id: str | None = None,
     ) -> RenderedEmail:
-        locale = locale if (self.templates_dir / locale).is_dir() else self.default_locale
-        values = {**context, "locale": locale}
+        if not (_LOCALE.fullmatch(locale or "") and (self.templates_dir / locale).is_dir()):
+            locale = self.default_locale
+        html, text = self.resolve_pair(name, locale, membership_id)
+        return self.render_files(html, text, context, locale=locale)
+
+    def render_files(
+        self, html_name: str, text_name: str, context: Mapping[str, Any], *, locale: str
+    ) -> RenderedEmail:
+        """Render one given pair of files (paths relative to the templates folder)."""
+        values = {**plain(context), "locale": locale}
         try:
-            html_tpl = self.env.get_template(self.resolve(f"{name}.html", locale, membership_id))
-            text_tpl = self.env.get_template(self.resolve(f"{name}.txt", locale, membership_id))
+            html_tpl = self.env.get_template(html_name)
+            text_tpl = self.env.get_template(text_name)
         except TemplateNotFound as exc:
             raise TemplateMissing(str(exc)) from exc
-        block_ctx = html_tpl.new_context(values)
-        subject = one_line("".join(html_tpl.blocks["subject"](block_ctx)))
-        preheader = one_line("".join(html_tpl.blocks["preheader"](block_ctx)))
-        html = self._inliner.inline(html_tpl.render(values))
-        text = text_tpl.render(values).strip() + "\n"
+        with render_budget(self.budget_seconds):
+            subject = one_line(self._block(html_tpl, "subject", values))
+            preheader = one_line(self._block(html_tpl, "preheader", values))
+            html = self._inliner.inline(self._render(html_tpl, values))
+            text = self._render(text_tpl, values).strip() + "\n"
         return RenderedEmail(subject=subject, preheader=preheader, html=html, text=text)
+
+    def _render(self, template: Template, values: dict[str, Any]) -> str:
+        try:
+            return bounded(template.root_render_func(template.new_context(values)))
+        except Exception as exc:
+            _mark(exc, template)
+            self.env.handle_exception()
+
+    def _block(self, template: Template, block: str, values: dict[str, Any]) -> str:
+        render_block = template.blocks.get(block)
+        if render_block is None:
+            return ""
+        try:
+            return bounded(render_block(template.new_context(values)))
+        except Exception as exc:
+            _mark(exc, template)
+            self.env.handle_exception()
+
+
+def _mark(exc: Exception, template: Template) -> None:
+    """Note which file was being rendered; `handle_exception` then re-raises with the
+    traceback pointing at template files and lines."""
+    if getattr(exc, "template_name", None) is None:
+        try:
+            exc.template_name = template.name  # type: ignore[attr-defined]
+        except AttributeError:
+            pass

@@ -77,6 +77,7 @@ class Settings:
     spool_replay_interval: float = 5.0
 
     admin_password: str = ""
+    admin_email: str = ""  # where "send me a test" in /admin/templates delivers
 
     # Sequences (guardrails)
     sequence_cooldown_days: int = DEFAULT_SEQUENCE_COOLDOWN_DAYS

@@ -1,0 +1,75 @@
+"""`flask --app hooks templates check|preview`: the marketers' safety net for emails."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask.cli import AppGroup
+
+from worker.playbook import PlaybookError
+from worker.template_check import check_templates
+
+from .email_previews import PreviewError, Previews, preview_page
+from .services import get_services
+
+templates_cli = AppGroup("templates", help="Check and preview the email templates.")
+
+
+def _previews() -> Previews:
+    return Previews(get_services().settings)
+
+
+@templates_cli.command("check")
+def templates_check() -> None:
+    """Render every email in every language and membership override with sample data;
+    exit 1 on any problem."""
+    previews = _previews()
+    settings = previews.settings
+    try:
+        report = check_templates(settings, previews.playbook, previews.reasons)
+    except (PlaybookError, OSError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    for problem in report.problems:
+        click.echo(str(problem), err=problem.severity == "error")
+    summary = (
+        f"{settings.templates_dir}: {report.renders} render(s) checked, "
+        f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+    )
+    if not report.ok:
+        click.echo(summary, err=True)
+        sys.exit(1)
+    click.echo(summary + " — all good")
+
+
+@templates_cli.command("preview")
+@click.argument("name")
+@click.option("--locale", default=None, help="Language folder, e.g. pt_BR (default: the default).")
+@click.option("--membership", default="", help="Membership id, to use its overrides.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+    default="-",
+    show_default=True,
+    help="File to write the HTML preview to ('-' prints it).",
+)
+def templates_preview(name: str, locale: str | None, membership: str, out: str) -> None:
+    """Write a standalone HTML page with the subject, HTML and text of email NAME."""
+    previews = _previews()
+    locale = locale or previews.settings.default_locale
+    try:
+        previews.validate(name, locale, membership)
+    except (PreviewError, PlaybookError) as exc:
+        raise click.UsageError(str(exc)) from exc
+    preview = previews.render(name, locale, membership)
+    page = preview_page(preview)
+    if out == "-":
+        click.echo(page)
+    else:
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(page)
+        click.echo(f"wrote {out}: {preview.email.subject if preview.email else 'error'}")
+    if preview.error:
+        click.echo(f"error: {name}: {preview.error}", err=True)
+        sys.exit(1)

@@ -1,0 +1,181 @@
+"""Sample data for checking, previewing and test-sending emails.
+
+Built with the same `template_context` a real send uses, so a template that passes with
+sample data gets exactly the variables it will get in production. Pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from .compose import compose, template_context
+from .events import Member
+from .incentives import NO_OFFER, Offer
+from .mail.message import OutgoingEmail
+from .playbook import Playbook, Step
+from .reasons import Reason
+from .render import RenderedEmail, Renderer
+from .settings import Settings
+from .store import Sequence
+
+SAMPLE_SEQUENCE_ID = "sample"
+SAMPLE_EMAIL = "maria.silva@example.com"
+SAMPLE_MEMBERSHIP_TITLE = "Gold Club"
+SAMPLE_COUPON = "COMEBACK20"
+SAMPLE_OFFER = "20% off your first three months"
+SAMPLE_POOL_CODE = "SAMPLE-CODE-0001"  # stands in for a single-use code from a pool
+# Links in samples must look real, so they are signed even without a configured secret.
+_SAMPLE_SECRET = "sample-secret-for-template-previews"  # noqa: S105 - not a real secret
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One set of sample member data: templates are checked with each, so both sides of
+    an `{% if first_name %}` or `{% if coupon %}` are exercised."""
+
+    name: str
+    first_name: str
+    last_name: str
+    access_ends_at: str
+    # Context values to set, where the context has that variable (incentives, answers...).
+    overrides: tuple[tuple[str, object], ...] = ()
+
+
+FULL = Variant(
+    "full",
+    "Maria",
+    "Silva",
+    "2026-12-31T23:59:59+00:00",
+    (("coupon", SAMPLE_COUPON), ("coupon_offer", SAMPLE_OFFER), ("feedback_given", False)),
+)
+SPARSE = Variant("sparse", "", "", "", (("coupon", None), ("feedback_given", True)))
+VARIANTS = (FULL, SPARSE)
+
+
+def template_names(playbook: Playbook) -> dict[str, set[str]]:
+    """Every template the playbook sends, with the streams it is sent on."""
+    names: dict[str, set[str]] = {}
+    for steps in (playbook.default, *playbook.memberships.values()):
+        for step in steps:
+            names.setdefault(step.template, set()).add(step.stream)
+    return names
+
+
+def sample_step(playbook: Playbook, name: str, membership_id: str | None) -> Step:
+    """The playbook's step for this template (the membership's own, else the default's)."""
+    for steps in (playbook.steps_for(membership_id), playbook.default):
+        for step in steps:
+            if step.template == name:
+                return step
+    streams = template_names(playbook).get(name, {"transactional"})
+    stream = "marketing" if "marketing" in streams else "transactional"
+    return Step(template=name, delay=timedelta(0), stream=stream)
+
+
+def sample_offer(
+    playbook: Playbook, step: Step, membership_id: str | None, locale: str, default_locale: str
+) -> Offer:
+    """What the playbook really offers with this step (a pool shows a stand-in code, since
+    a preview must not use up a real one); nothing when no incentive is configured."""
+    incentive = playbook.incentive_for(membership_id, step)
+    if incentive is None:
+        return NO_OFFER
+    code = incentive.code or SAMPLE_POOL_CODE
+    return Offer(coupon=code, text=incentive.offer_text(locale, default_locale))
+
+
+def _sample_settings(settings: Settings) -> Settings:
+    if len(settings.secret_key) >= 16:
+        return settings
+    return replace(settings, secret_key=_SAMPLE_SECRET)
+
+
+def sample_sequence(locale: str, membership_id: str | None, variant: Variant = FULL) -> Sequence:
+    return Sequence(
+        id=SAMPLE_SEQUENCE_ID,
+        member_key="sample",
+        event_id=SAMPLE_SEQUENCE_ID,
+        membership_id=membership_id or "",
+        membership_title=SAMPLE_MEMBERSHIP_TITLE,
+        locale=locale,
+        started_at=0.0,
+        access_ends_at=variant.access_ends_at,
+    )
+
+
+def sample_member(locale: str, variant: Variant = FULL, email: str = SAMPLE_EMAIL) -> Member:
+    return Member(
+        email=email,
+        id="sample",
+        first_name=variant.first_name,
+        last_name=variant.last_name,
+        locale=locale,
+    )
+
+
+def sample_context(
+    settings: Settings,
+    step: Step,
+    reasons: list[Reason],
+    *,
+    locale: str,
+    membership_id: str | None,
+    variant: Variant = FULL,
+) -> dict[str, object]:
+    context = template_context(
+        _sample_settings(settings),
+        sample_sequence(locale, membership_id, variant),
+        sample_member(locale, variant),
+        step,
+        reasons,
+    )
+    for key, value in variant.overrides:
+        if key in context:
+            context[key] = value
+    return context
+
+
+def sample_email(
+    settings: Settings,
+    renderer: Renderer,
+    playbook: Playbook,
+    reasons: list[Reason],
+    name: str,
+    *,
+    locale: str,
+    membership_id: str | None,
+    to: str = SAMPLE_EMAIL,
+) -> OutgoingEmail:
+    """The whole email a member would get, rendered with sample data (FULL variant)."""
+    step = sample_step(playbook, name, membership_id)
+    return compose(
+        _sample_settings(settings),
+        renderer,
+        sample_sequence(locale, membership_id),
+        sample_member(locale, email=to),
+        step,
+        reasons,
+        offer=sample_offer(playbook, step, membership_id, locale, settings.default_locale),
+    )
+
+
+def preview_email(
+    settings: Settings,
+    renderer: Renderer,
+    playbook: Playbook,
+    reasons: list[Reason],
+    name: str,
+    *,
+    locale: str,
+    membership_id: str | None,
+) -> RenderedEmail:
+    """Subject, preheader, HTML and text of one email with sample data, found by the same
+    lookup order a real send uses."""
+    step = sample_step(playbook, name, membership_id)
+    context = sample_context(
+        settings, step, reasons, locale=locale, membership_id=membership_id, variant=FULL
+    )
+    offer = sample_offer(playbook, step, membership_id, locale, settings.default_locale)
+    context.update(coupon=offer.coupon, coupon_offer=offer.text if offer.coupon else None)
+    return renderer.render(name, context, locale=locale, membership_id=membership_id)
