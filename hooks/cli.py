@@ -6,6 +6,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from .report import report
 from .services import get_services
 
 spool_cli = AppGroup("spool", help="The local spool of events received while Redis was down.")
@@ -29,3 +30,4 @@ def spool_status() -> None:
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(spool_cli)
+    app.cli.add_command(report)

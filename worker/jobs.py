@@ -7,6 +7,7 @@ import logging
 import time
 from datetime import timedelta
 
+from .cancellations import note_cancellation
 from .compose import compose
 from .events import Event, EventKind, utcnow
 from .mail.errors import MailConfigError, RecipientRejected, TransientMailError
@@ -31,6 +32,7 @@ def handle_event(event_id: str) -> str:
             event.member, last_event=event.kind.value, last_event_at=event.occurred_at.isoformat()
         )
     if event.kind is EventKind.CANCELLED:
+        note_cancellation(event)  # counted for insights even if no sequence starts
         outcome = start_sequence(event)
     else:
         outcome = f"recorded {event.kind.value}"

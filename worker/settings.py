@@ -55,6 +55,9 @@ class Settings:
     spool_replay_interval: float = 5.0
 
     admin_password: str = ""
+    # Slack incoming webhook (or any URL taking {"text": ...}) told of each cancellation
+    # and survey answer; empty: no notifications.
+    notify_url: str = ""
 
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
