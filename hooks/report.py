@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from flask.cli import with_appcontext
 
 from worker.cancellations import gather
 from worker.insights import FilterError, Insights, compute, parse_filters
@@ -59,6 +60,7 @@ def format_report(insights: Insights, membership_title: str = "") -> str:
 
 
 @click.command("report")
+@with_appcontext
 @click.option("--membership", default="", help="Only this membership id.")
 @click.option("--since", default="", metavar="YYYY-MM-DD", help="From this day (UTC, inclusive).")
 @click.option("--until", default="", metavar="YYYY-MM-DD", help="To this day (UTC, inclusive).")

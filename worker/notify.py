@@ -23,7 +23,7 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 NOTIFY_RETRY = Retry(max=5, interval=[10, 60, 300, 900, 3600])
-TIMEOUT = (3.05, 10)  # connect, read (seconds)
+TIMEOUT = (3.05, 5)  # connect, read (seconds): a slow chat must not hold the worker
 COMMENT_PREVIEW = 300
 
 
