@@ -25,6 +25,13 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 MAX_COMMENTS_SHOWN = 200
 
 
+@bp.after_request
+def _private(response: Response) -> Response:
+    # Members' addresses and words: never kept by a proxy or the browser's cache.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _filters() -> Filters:
     args = request.args
     return parse_filters(args.get("membership"), args.get("from"), args.get("to"))
@@ -88,6 +95,5 @@ def export_csv() -> ResponseReturnValue:
         mimetype="text/csv",
         headers={
             "Content-Disposition": f'attachment; filename="farewell-cancellations-{stamp}.csv"',
-            "Cache-Control": "no-store",
         },
     )

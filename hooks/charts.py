@@ -13,6 +13,7 @@ from worker.insights import Week
 WIDTH, HEIGHT = 720, 240
 LEFT, RIGHT, TOP, BOTTOM = 36, 8, 16, 28
 MAX_X_LABELS = 8
+MAX_BAR = 48  # a few weeks should not look like a wall
 
 
 def _ticks(top: int) -> list[int]:
@@ -52,7 +53,7 @@ def weekly_bars(weeks: list[Week], title: str = "Cancellations per week") -> Mar
             "No cancellations in this range</text></svg>"
         )
         return Markup("".join(parts))  # noqa: S704 - built from escaped parts
-    slot = plot_w / len(weeks)
+    slot = min(plot_w / len(weeks), MAX_BAR + 4)
     gap = min(4.0, slot * 0.2)
     every = max(1, -(-len(weeks) // MAX_X_LABELS))
     for i, week in enumerate(weeks):

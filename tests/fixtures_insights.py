@@ -48,7 +48,7 @@ def notify_server() -> Iterator[NotifyServer]:
     state = NotifyServer(url="")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             status = state.statuses.pop(0) if state.statuses else 200
             if status == 200:

@@ -165,8 +165,11 @@ def _expired_token(sequence_id: str) -> str:
 
 
 def _edited(token: str) -> str:
-    last = token[-1]
-    return token[:-1] + ("A" if last != "A" else "B")
+    # Change the signature's first character: its last one carries unused padding bits,
+    # so some edits there decode to the same signature.
+    payload, stamp, signature = token.split(".")
+    first = "A" if signature[0] != "A" else "Q"
+    return f"{payload}.{stamp}.{first}{signature[1:]}"
 
 
 def _other_payload(token: str) -> str:
