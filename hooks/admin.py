@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, render_template, request
 from flask.typing import ResponseReturnValue
+from redis.exceptions import RedisError
 
 from worker.cancellations import gather
 from worker.insights import FilterError, Filters, compute, export_rows, parse_filters
@@ -30,6 +31,12 @@ def _private(response: Response) -> Response:
     # Members' addresses and words: never kept by a proxy or the browser's cache.
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.errorhandler(RedisError)
+def _redis_down(exc: RedisError) -> ResponseReturnValue:
+    message = f"Redis is not answering ({type(exc).__name__}); try again in a moment.\n"
+    return Response(message, 503, mimetype="text/plain")
 
 
 def _filters() -> Filters:

@@ -14,6 +14,7 @@ import time
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from itsdangerous import SignatureExpired
+from redis.exceptions import RedisError
 from werkzeug.exceptions import BadRequest
 
 from worker.notify import enqueue_answer
@@ -22,7 +23,7 @@ from worker.settings import SettingsError
 from worker.store import Feedback, Sequence
 from worker.tokens import InvalidToken, Scope, read_token
 
-from .feedback_text import COMMENT_MAX, locale_from, text_for
+from .feedback_text import COMMENT_MAX, clean_comment, locale_from, text_for
 from .security import verify_csrf
 from .services import get_services
 
@@ -99,6 +100,12 @@ def _form(
     return page, status
 
 
+@bp.errorhandler(RedisError)
+def _redis_down(exc: RedisError) -> ResponseReturnValue:
+    log.warning("feedback page: Redis unavailable (%s)", type(exc).__name__)
+    return _error_page("unavailable", 503)
+
+
 @bp.get("/feedback/<token>")
 def survey(token: str) -> ResponseReturnValue:
     opened = _open(token)
@@ -130,7 +137,7 @@ def answer(token: str) -> ResponseReturnValue:
         return _error_page("expired_form", 400, seq.locale)
 
     reason = request.form.get("reason", "").strip()
-    comment = request.form.get("comment", "").replace("\r\n", "\n").strip()
+    comment = clean_comment(request.form.get("comment", ""))
     no_email = request.form.get("no_email") == "1"
     kept = {"selected": reason, "comment": comment[: COMMENT_MAX * 2], "no_email": no_email}
     if reason and reason not in {r.id for r in get_reasons()}:

@@ -5,6 +5,8 @@ Every locale has every key; a test checks it.
 
 from __future__ import annotations
 
+from unicodedata import category
+
 from werkzeug.datastructures import LanguageAccept
 
 COMMENT_MAX = 2000
@@ -32,6 +34,7 @@ TEXT: dict[str, dict[str, str]] = {
         "too_long": "Please keep your comment under {max} characters.",
         "empty": "Please pick a reason, write a comment or tick the box.",
         "expired_form": "This form has expired. Please open the link from our email again.",
+        "unavailable": "We can't save answers right now. Please try again in a few minutes.",
     },
     "pt_BR": {
         "title": "Sua opinião",
@@ -55,8 +58,15 @@ TEXT: dict[str, dict[str, str]] = {
         "too_long": "Por favor, escreva no máximo {max} caracteres.",
         "empty": "Escolha um motivo, escreva um comentário ou marque a caixa, por favor.",
         "expired_form": "Este formulário expirou. Abra de novo o link do nosso e-mail, por favor.",
+        "unavailable": "Não conseguimos salvar respostas agora. Tente de novo em alguns minutos.",
     },
 }
+
+
+def clean_comment(text: str) -> str:
+    """Keep what a person typed, minus control characters (terminal escapes and the like)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "".join(ch for ch in text if ch in "\n\t" or category(ch) != "Cc").strip()
 
 
 def text_for(locale: str) -> dict[str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unicodedata import category
+
 import click
 from flask.cli import with_appcontext
 
@@ -51,7 +53,8 @@ def format_report(insights: Insights, membership_title: str = "") -> str:
         lines.append(f"  {r.label:<{width}}  {r.count:>4}  {_pct(r.share):>4}  [{r.id}]")
     lines += ["", "Comments (newest first)"]
     for c in insights.comments:
-        text = " ".join(c.text.split())
+        # One line each, and no control characters: a comment must not drive the terminal.
+        text = "".join("?" if category(ch) == "Cc" else ch for ch in " ".join(c.text.split()))
         reason = c.reason_label or "no reason"
         lines.append(f"  {c.at.strftime('%Y-%m-%d')}  {reason} · {c.membership}: {text}")
     if not insights.comments:

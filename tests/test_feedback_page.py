@@ -258,3 +258,26 @@ def test_every_locale_has_every_string():
     keys = set(TEXT["en"])
     for locale, strings in TEXT.items():
         assert set(strings) == keys, locale
+
+
+def test_control_characters_are_dropped_from_comments(client, cancelled, runtime):
+    seq, links = cancelled
+    comment = "Hi\x1b[2J there\r\nsecond line\x00 ok 👩‍💻"
+    assert submit(client, links["other"], reason="other", comment=comment).status_code == 303
+    assert runtime.store.load_feedback(seq).comment == "Hi[2J there\nsecond line ok 👩‍💻"
+
+
+def test_redis_down_is_a_503_page_not_a_500(settings, runtime):
+    from dataclasses import replace
+
+    from devstack.redis_server import free_port
+    from hooks import create_app
+
+    down = replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0", admin_password="pw")
+    client = create_app({"TESTING": True, "SETTINGS": down}).test_client()
+    token = make_token(SECRET_KEY, Scope.FEEDBACK, "memberpress-0123")
+    response = client.get(f"/feedback/{token}?reason=other")
+    assert response.status_code == 503
+    assert "We can&#39;t save answers right now" in response.get_data(as_text=True)
+    admin = client.get("/admin", auth=("admin", "pw"))
+    assert admin.status_code == 503 and b"Redis is not answering" in admin.data

@@ -376,3 +376,12 @@ def test_report_command_prints_the_same_figures(
     assert result.exit_code == 2 and "must look like" in result.output
     assert BASE_URL  # links come from real emails
     assert path_of
+
+
+def test_report_lines_carry_no_control_characters():
+    from hooks.report import format_report
+
+    evil = entry("z", "2026-11-02", reason="other", comment="hi\x1b]0;pwned\x07\nthere")
+    out = format_report(compute([evil], Filters(), REASONS))
+    assert "\x1b" not in out and "\x07" not in out
+    assert "Something else · Plan 3006: hi?]0;pwned? there" in out
