@@ -28,8 +28,17 @@ def test_member_answers_in_chromium_and_the_owner_sees_it(
     link = survey_links()["too_expensive"].replace(BASE_URL, live_server.url)
 
     dialogs: list[str] = []
-    page = browser.new_page()
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    errors: list[str] = []  # CSP violations and script errors show up here
+    bad: list[str] = []  # responses >= 400
+
+    def watch(page):
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("response", lambda r: bad.append(r.url) if r.status >= 400 else None)
+        return page
+
+    page = watch(browser.new_page())
     page.goto(link)
     assert page.locator("#reason-too_expensive").is_checked()
     page.get_by_label("I wasn't using it enough").check()
@@ -48,8 +57,7 @@ def test_member_answers_in_chromium_and_the_owner_sees_it(
         http_credentials={"username": "admin", "password": ADMIN_PASSWORD},
     )
     try:
-        admin = owner.new_page()
-        admin.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        admin = watch(owner.new_page())
         response = admin.goto(f"{live_server.url}/admin")
         assert response is not None and response.status == 200
         row = admin.locator('tr[data-reason="not_using"]')
@@ -63,5 +71,8 @@ def test_member_answers_in_chromium_and_the_owner_sees_it(
     finally:
         owner.close()
     assert dialogs == []  # no alert ran, on either page
+    # Nothing was blocked or broken (the browser's own favicon probe 404s; not ours).
+    assert [u for u in bad if not u.endswith("/favicon.ico")] == []
+    assert [e for e in errors if not e.startswith("Failed to load resource")] == []
     for name in ("feedback.png", "thanks.png", "admin.png"):
         assert (tmp_path / name).stat().st_size > 1000

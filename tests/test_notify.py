@@ -114,3 +114,11 @@ def test_message_texts():
         "Survey answer updated from a***@x.org (Gold): no reason picked "
         "(asked not to be emailed again)"
     )
+
+
+def test_a_notify_url_that_is_not_http_is_refused_at_start():
+    from worker.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="FAREWELL_NOTIFY_URL must be an http"):
+        Settings.from_env({"FAREWELL_NOTIFY_URL": "hooks.slack.com/services/x"})
+    assert Settings.from_env({"FAREWELL_NOTIFY_URL": "https://hooks.slack.com/x"}).notify_url

@@ -88,6 +88,8 @@ class Settings:
             raise SettingsError("FAREWELL_BASE_URL must start with https:// (or http:// locally)")
         if self.max_body_bytes <= 0:
             raise SettingsError("FAREWELL_MAX_BODY_BYTES must be positive")
+        if self.notify_url and not self.notify_url.startswith(("http://", "https://")):
+            raise SettingsError("FAREWELL_NOTIFY_URL must be an http:// or https:// URL")
 
     def require_secret_key(self) -> str:
         if len(self.secret_key) < 16:
