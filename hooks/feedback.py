@@ -172,6 +172,8 @@ def thanks(token: str) -> ResponseReturnValue:
         return opened
     seq = opened
     feedback = get_services().store.load_feedback(seq.id)
+    if feedback is None:  # nothing sent yet: the form, not a thank-you for nothing
+        return redirect(url_for("feedback.survey", token=token), 303)
     return render_template(
         "feedback_thanks.html",
         lang=seq.locale,

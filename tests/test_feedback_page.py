@@ -281,3 +281,11 @@ def test_redis_down_is_a_503_page_not_a_500(settings, runtime):
     assert "We can&#39;t save answers right now" in response.get_data(as_text=True)
     admin = client.get("/admin", auth=("admin", "pw"))
     assert admin.status_code == 503 and b"Redis is not answering" in admin.data
+
+
+def test_thanks_without_an_answer_leads_back_to_the_form(client, cancelled):
+    _seq, links = cancelled
+    url = path_of(links["other"]).split("?")[0]
+    response = client.get(f"{url}/thanks")
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(url)
