@@ -10,7 +10,7 @@ import csv
 import io
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
@@ -24,6 +24,14 @@ from .services import get_services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 MAX_COMMENTS_SHOWN = 200
+# The email template gallery (issue 5's blueprint), linked from the nav when installed.
+TEMPLATES_ENDPOINT = "admin_templates.gallery"
+
+
+@bp.context_processor
+def _nav() -> dict[str, str | None]:
+    has_gallery = TEMPLATES_ENDPOINT in current_app.view_functions
+    return {"templates_url": url_for(TEMPLATES_ENDPOINT) if has_gallery else None}
 
 
 @bp.after_request
