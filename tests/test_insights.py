@@ -259,7 +259,9 @@ def test_admin_needs_the_password(client, path):
     assert response.headers["WWW-Authenticate"].startswith("Basic realm=")
     wrong = client.get(path, auth=("admin", "nope"))
     assert wrong.status_code == 401
-    assert client.get(path, auth=("admin", ADMIN_PASSWORD)).status_code == 200
+    ok = client.get(path, auth=("admin", ADMIN_PASSWORD))
+    assert ok.status_code == 200
+    assert ok.headers["Cache-Control"] == "no-store"  # members' words stay out of caches
 
 
 def test_dashboard_numbers_match_the_seeded_webhooks(
