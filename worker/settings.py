@@ -57,7 +57,7 @@ class Settings:
     admin_password: str = ""
     # Slack incoming webhook (or any URL taking {"text": ...}) told of each cancellation
     # and survey answer; empty: no notifications.
-    notify_url: str = ""
+    notify_url: str = field(default="", repr=False)  # a secret, like the key
 
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
