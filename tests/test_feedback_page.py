@@ -12,7 +12,6 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from hooks.feedback_text import COMMENT_MAX, TEXT
 from tests import payloads
 from tests.conftest import BASE_URL, SECRET_KEY, json_of
-from worker import jobs
 from worker.store import feedback_key
 from worker.tokens import Scope, make_token
 
@@ -133,7 +132,7 @@ def test_post_without_csrf_is_refused(client, cancelled, runtime):
     assert feedback_keys(runtime) == []
 
 
-def test_dont_email_me_suppresses_the_member(client, cancelled, runtime):
+def test_dont_email_me_suppresses_the_member(client, cancelled, runtime, clock, outbox):
     seq, links = cancelled
     response = submit(client, links["temporary"], reason="temporary", no_email="1")
     assert response.status_code == 303
@@ -142,9 +141,17 @@ def test_dont_email_me_suppresses_the_member(client, cancelled, runtime):
     assert entry is not None and entry.reason == "asked_no_email"
     thanks = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "email you again" in thanks
-    # A step still to come is skipped at send time.
-    runtime.store.release_send(seq, "feedback_request")
-    assert jobs.send_step(seq, "feedback_request") == "skipped: address suppressed"
+    # The win-back planned for day 14 comes due and is not sent.
+    assert clock.scheduled() == [f"step-{seq}-winback"]
+    clock.advance(days=15)
+    assert len(outbox()) == 1
+
+
+def test_without_the_box_the_winback_still_comes(client, cancelled, clock, outbox):
+    _seq, links = cancelled
+    submit(client, links["temporary"], reason="temporary")
+    clock.advance(days=15)
+    assert len(outbox()) == 2
 
 
 def test_only_no_email_is_a_valid_answer(client, cancelled, runtime):
