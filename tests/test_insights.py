@@ -26,7 +26,7 @@ from worker.insights import (
     weekly,
 )
 from worker.reasons import Reason
-from worker.store import Cancellation, Feedback, Sequence
+from worker.store import Cancellation, Feedback, SequenceOutcome
 
 REASONS = [
     Reason("too_expensive", {"en": "Too expensive", "pt_BR": "Caro demais"}),
@@ -53,13 +53,8 @@ def entry(
     c = Cancellation(
         eid, ts(day), f"key-{eid}", membership, f"Plan {membership}", "memberpress", eid
     )
-    seq = (
-        Sequence(
-            eid, f"key-{eid}", eid, membership, f"Plan {membership}", "en", ts(day), outcome=outcome
-        )
-        if sequence
-        else None
-    )
+    came_back = ts(day, 20) if outcome else None
+    seq = SequenceOutcome(outcome, came_back) if sequence else None
     fb = (
         Feedback(eid, reason, comment, no_email, ts(answered or day, 13))
         if reason is not None

@@ -36,9 +36,9 @@ def note_cancellation(event: Event) -> bool:
 def gather(store: Store, filters: Filters) -> list[Entry]:
     """The records in the filter's window, each with its sequence, answer and address."""
     start, end = filters.window()
-    records = [c for c in store.cancellations(start, end) if filters.matches(c)]
+    records = store.cancellations(start, end, filters.membership_id)
     seq_ids = [c.sequence_id for c in records]
-    sequences = store.load_many_sequences(seq_ids)
+    sequences = store.sequence_outcomes(seq_ids)
     answers = store.load_many_feedback(seq_ids)
     emails = store.member_emails(sorted({c.member_key for c in records}))
     return [

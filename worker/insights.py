@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from .reasons import Reason
-from .store import Cancellation, Feedback, Sequence
+from .store import Cancellation, Feedback, SequenceOutcome
 
 # More weeks than this in one chart says nothing more; the newest ones are kept.
 MAX_WEEKS = 260
@@ -76,7 +76,7 @@ class Entry:
     """One cancellation with what followed it."""
 
     cancellation: Cancellation
-    sequence: Sequence | None  # None: no sequence started (cooldown) or member erased
+    sequence: SequenceOutcome | None  # None: no sequence started (cooldown) or erased
     feedback: Feedback | None
     email: str = ""  # "" once the member is erased
 

@@ -15,6 +15,7 @@ Layout (all under the `farewell:` prefix):
     cancellations              zset event_id -> occurred_at: every cancellation, for insights
     cancellation:{event_id}    hash: member_key, membership, source, sequence id, time
     cancellations:memberships  hash membership id -> latest title (the dashboard's filter)
+    cancellations:membership:{id}  zset event_id -> occurred_at, one membership's records
     mail:last_error            JSON {transport, stream, error, at, sequence, step}: the last
                                configuration error of the mail transport, for /healthz
 
@@ -94,6 +95,10 @@ CANCELLATION_MEMBERSHIPS_KEY = f"{PREFIX}cancellations:memberships"
 
 def cancellation_key(event_id: str) -> str:
     return f"{PREFIX}cancellation:{event_id}"
+
+
+def membership_cancellations_key(membership_id: str) -> str:
+    return f"{PREFIX}cancellations:membership:{membership_id}"
 
 
 def sequence_claims_key(sequence_id: str) -> str:
@@ -459,6 +464,9 @@ class Store:
         )
         pipe.zadd(CANCELLATIONS_KEY, {record.event_id: record.at})
         if record.membership_id:
+            pipe.zadd(
+                membership_cancellations_key(record.membership_id), {record.event_id: record.at}
+            )
             pipe.hset(
                 CANCELLATION_MEMBERSHIPS_KEY,
                 record.membership_id,
@@ -472,12 +480,13 @@ class Store:
         return Cancellation.from_hash(event_id, data) if data and "at" in data else None
 
     def cancellations(
-        self, start: float | None = None, end: float | None = None
+        self, start: float | None = None, end: float | None = None, membership_id: str = ""
     ) -> list[Cancellation]:
-        """Records with start <= time < end, oldest first."""
+        """Records with start <= time < end (of one membership if given), oldest first."""
         low = "-inf" if start is None else start
         high = "+inf" if end is None else f"({end}"
-        ids = self.redis.zrangebyscore(CANCELLATIONS_KEY, low, high)
+        index = membership_cancellations_key(membership_id) if membership_id else CANCELLATIONS_KEY
+        ids = self.redis.zrangebyscore(index, low, high)
         pipe = self.redis.pipeline(transaction=False)
         for event_id in ids:
             pipe.hgetall(cancellation_key(event_id))
@@ -491,14 +500,17 @@ class Store:
         """Every membership that ever had a cancellation: id -> title."""
         return dict(self.redis.hgetall(CANCELLATION_MEMBERSHIPS_KEY))
 
-    def load_many_sequences(self, sequence_ids: list[str]) -> dict[str, Sequence]:
+    def sequence_outcomes(self, sequence_ids: list[str]) -> dict[str, SequenceOutcome]:
+        """How each existing sequence ended, reading only those fields (sequences are big)."""
         pipe = self.redis.pipeline(transaction=False)
         for sid in sequence_ids:
-            pipe.hgetall(sequence_key(sid))
+            pipe.hmget(sequence_key(sid), ["locale", "outcome", "came_back_at"])
         return {
-            sid: Sequence.from_hash(sid, data)
-            for sid, data in zip(sequence_ids, pipe.execute(), strict=True)
-            if data and "locale" in data
+            sid: SequenceOutcome(outcome or "", float(came_back_at) if came_back_at else None)
+            for sid, (locale, outcome, came_back_at) in zip(
+                sequence_ids, pipe.execute(), strict=True
+            )
+            if locale is not None
         }
 
     def member_emails(self, member_keys: list[str]) -> dict[str, str]:
@@ -598,6 +610,12 @@ class Feedback:
             no_email=data.get("no_email") == "1",
             at=float(data.get("at", 0)),
         )
+
+
+@dataclass(frozen=True)
+class SequenceOutcome:
+    outcome: str  # "" | "came_back" | "won_back", as on Sequence
+    came_back_at: float | None = None
 
 
 @dataclass(frozen=True)
