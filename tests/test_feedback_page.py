@@ -297,3 +297,12 @@ def test_thanks_without_an_answer_leads_back_to_the_form(client, cancelled):
     response = client.get(f"{url}/thanks")
     assert response.status_code == 303
     assert response.headers["Location"].endswith(url)
+
+
+def test_a_bad_link_speaks_the_browsers_language(client):
+    response = client.get("/feedback/garbage", headers={"Accept-Language": "pt-BR,pt;q=0.9"})
+    assert response.status_code == 404
+    html = response.get_data(as_text=True)
+    assert '<html lang="pt-BR">' in html and "Este link não é válido" in html
+    english = client.get("/feedback/garbage", headers={"Accept-Language": "de-DE"})
+    assert "This link is not valid" in english.get_data(as_text=True)
