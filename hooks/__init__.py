@@ -30,7 +30,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
 
-    from . import admin_templates, bounces, cli, health, receiver, security, services, unsubscribe
+    from . import (
+        admin,
+        admin_templates,
+        bounces,
+        cli,
+        feedback,
+        health,
+        receiver,
+        security,
+        services,
+        unsubscribe,
+    )
 
     svc = services.init_app(app, settings)
     security.init_app(app, settings.base_url)
@@ -40,6 +51,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(bounces.bp)
     app.register_blueprint(unsubscribe.bp)
     app.register_blueprint(admin_templates.bp)
+    app.register_blueprint(feedback.bp)
+    app.register_blueprint(admin.bp)
 
     @app.errorhandler(HTTPException)
     def json_http_error(exc: HTTPException) -> ResponseReturnValue:

@@ -6,6 +6,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from .report import report
 from .services import get_services
 
 spool_cli = AppGroup("spool", help="The local spool of events received while Redis was down.")
@@ -61,3 +62,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(jobs_cli)
     cli_seq.init_app(app)
     app.cli.add_command(templates_cli)
+    app.cli.add_command(report)

@@ -26,6 +26,7 @@ pytest_plugins = [
     "tests.fixtures_providers",
     "tests.fixtures_seq",
     "tests.fixtures_templates",
+    "tests.fixtures_insights",
 ]
 
 MEMBERPRESS_KEY = "mp-test-key-4f1c9a"

@@ -11,6 +11,7 @@ from rq import Retry
 from rq.job import get_current_job
 
 from . import sequences
+from .cancellations import note_cancellation
 from .compose import compose
 from .events import Event, EventKind, utcnow
 from .incentives import resolve_offer
@@ -57,6 +58,7 @@ def act_on(event: Event) -> str:
     kind = event.kind
     if kind is EventKind.CANCELLED:
         rt.store.set_paused(key, subscription, False)
+        note_cancellation(event)  # counted for insights even if no sequence starts
         return start_sequence(event)
     if kind.is_comeback:
         rt.store.set_paused(key, subscription, False)

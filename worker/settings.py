@@ -78,6 +78,9 @@ class Settings:
 
     admin_password: str = ""
     admin_email: str = ""  # where "send me a test" in /admin/templates delivers
+    # Slack incoming webhook (or any URL taking {"text": ...}) told of each cancellation
+    # and survey answer; empty: no notifications.
+    notify_url: str = field(default="", repr=False)  # a secret, like the key
 
     # Sequences (guardrails)
     sequence_cooldown_days: int = DEFAULT_SEQUENCE_COOLDOWN_DAYS
@@ -116,6 +119,8 @@ class Settings:
         for name in ("sequence_cooldown_days", "max_emails_per_sequence", "won_back_days"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"FAREWELL_{name.upper()} must be 1 or more")
+        if self.notify_url and not self.notify_url.startswith(("http://", "https://")):
+            raise SettingsError("FAREWELL_NOTIFY_URL must be an http:// or https:// URL")
 
     def require_secret_key(self) -> str:
         if len(self.secret_key) < 16:

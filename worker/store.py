@@ -12,6 +12,10 @@ Layout (all under the `farewell:` prefix):
     send:{sequence_id}:{step}  send claim: "sending" or "sent:<message id>" (TTL: SEND_CLAIM_TTL)
     sendlog                    stream of sends (capped at SENDLOG_MAXLEN)
     suppressed                 hash address-hash -> JSON {reason, at, hint}: never mail these
+    cancellations              zset event_id -> occurred_at: every cancellation, for insights
+    cancellation:{event_id}    hash: member_key, membership, source, sequence id, time
+    cancellations:memberships  hash membership id -> latest title (the dashboard's filter)
+    cancellations:membership:{id}  zset event_id -> occurred_at, one membership's records
     mail:last_error            JSON {transport, stream, error, at, sequence, step}: the last
                                configuration error of the mail transport, for /healthz
 
@@ -29,8 +33,8 @@ Sequences (follow-ups) add:
     pool:{name}:loaded         sha256 of the pool file last loaded
 
 The web side writes `dedupe`, `event` and `pending` (in one Lua call), plus `suppressed`
-(unsubscribe page, `suppress` commands) and sequence stops (`member resume`); the worker
-owns the rest.
+(unsubscribe page, the survey's "don't email me", `suppress` commands), `feedback` (survey
+page) and sequence stops (`member resume`); the worker owns the rest.
 """
 
 from __future__ import annotations
@@ -83,6 +87,18 @@ def feedback_key(sequence_id: str) -> str:
 
 def send_claim_key(sequence_id: str, step: str) -> str:
     return f"{PREFIX}send:{sequence_id}:{step}"
+
+
+CANCELLATIONS_KEY = f"{PREFIX}cancellations"
+CANCELLATION_MEMBERSHIPS_KEY = f"{PREFIX}cancellations:memberships"
+
+
+def cancellation_key(event_id: str) -> str:
+    return f"{PREFIX}cancellation:{event_id}"
+
+
+def membership_cancellations_key(membership_id: str) -> str:
+    return f"{PREFIX}cancellations:membership:{membership_id}"
 
 
 def sequence_claims_key(sequence_id: str) -> str:
@@ -413,15 +429,96 @@ class Store:
 
     def load_feedback(self, sequence_id: str) -> Feedback | None:
         data = self.redis.hgetall(feedback_key(sequence_id))
-        if not data:
-            return None
-        return Feedback(
-            sequence_id=sequence_id,
-            reason=data.get("reason", ""),
-            comment=data.get("comment", ""),
-            no_email=data.get("no_email") == "1",
-            at=float(data.get("at", 0)),
+        return Feedback.from_hash(sequence_id, data) if data else None
+
+    def load_many_feedback(self, sequence_ids: list[str]) -> dict[str, Feedback]:
+        """The answers among these sequences, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for sid in sequence_ids:
+            pipe.hgetall(feedback_key(sid))
+        return {
+            sid: Feedback.from_hash(sid, data)
+            for sid, data in zip(sequence_ids, pipe.execute(), strict=True)
+            if data
+        }
+
+    # --- cancellation records (insights) ---------------------------------------------
+    # One record per cancellation, whether or not a sequence started (cooldown, erased
+    # member): the counts must not depend on what the playbook did.
+
+    def record_cancellation(self, record: Cancellation) -> bool:
+        """Write the record once; False if it exists (a re-run of the same event)."""
+        key = cancellation_key(record.event_id)
+        if not self.redis.hsetnx(key, "member_key", record.member_key):
+            return False
+        pipe = self.redis.pipeline()
+        pipe.hset(
+            key,
+            mapping={
+                "at": repr(record.at),
+                "membership_id": record.membership_id,
+                "membership_title": record.membership_title,
+                "source": record.source,
+                "sequence_id": record.sequence_id,
+            },
         )
+        pipe.zadd(CANCELLATIONS_KEY, {record.event_id: record.at})
+        if record.membership_id:
+            pipe.zadd(
+                membership_cancellations_key(record.membership_id), {record.event_id: record.at}
+            )
+            pipe.hset(
+                CANCELLATION_MEMBERSHIPS_KEY,
+                record.membership_id,
+                record.membership_title or record.membership_id,
+            )
+        pipe.execute()
+        return True
+
+    def load_cancellation(self, event_id: str) -> Cancellation | None:
+        data = self.redis.hgetall(cancellation_key(event_id))
+        return Cancellation.from_hash(event_id, data) if data and "at" in data else None
+
+    def cancellations(
+        self, start: float | None = None, end: float | None = None, membership_id: str = ""
+    ) -> list[Cancellation]:
+        """Records with start <= time < end (of one membership if given), oldest first."""
+        low = "-inf" if start is None else start
+        high = "+inf" if end is None else f"({end}"
+        index = membership_cancellations_key(membership_id) if membership_id else CANCELLATIONS_KEY
+        ids = self.redis.zrangebyscore(index, low, high)
+        pipe = self.redis.pipeline(transaction=False)
+        for event_id in ids:
+            pipe.hgetall(cancellation_key(event_id))
+        return [
+            Cancellation.from_hash(event_id, data)
+            for event_id, data in zip(ids, pipe.execute(), strict=True)
+            if data and "at" in data
+        ]
+
+    def cancellation_memberships(self) -> dict[str, str]:
+        """Every membership that ever had a cancellation: id -> title."""
+        return dict(self.redis.hgetall(CANCELLATION_MEMBERSHIPS_KEY))
+
+    def sequence_outcomes(self, sequence_ids: list[str]) -> dict[str, SequenceOutcome]:
+        """How each existing sequence ended, reading only those fields (sequences are big)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for sid in sequence_ids:
+            pipe.hmget(sequence_key(sid), ["locale", "outcome", "came_back_at"])
+        return {
+            sid: SequenceOutcome(outcome or "", float(came_back_at) if came_back_at else None)
+            for sid, (locale, outcome, came_back_at) in zip(
+                sequence_ids, pipe.execute(), strict=True
+            )
+            if locale is not None
+        }
+
+    def member_emails(self, member_keys: list[str]) -> dict[str, str]:
+        """Current address per member key; erased members are absent."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in member_keys:
+            pipe.hget(member_hash_key(key), "email")
+        return {key: email for key, email in zip(member_keys, pipe.execute(), strict=True) if email}
 
     # --- sending -----------------------------------------------------------------------
 
@@ -503,6 +600,48 @@ class Feedback:
     comment: str
     no_email: bool  # "please don't email me again"
     at: float
+
+    @classmethod
+    def from_hash(cls, sequence_id: str, data: Mapping[str, str]) -> Feedback:
+        return cls(
+            sequence_id=sequence_id,
+            reason=data.get("reason", ""),
+            comment=data.get("comment", ""),
+            no_email=data.get("no_email") == "1",
+            at=float(data.get("at", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class SequenceOutcome:
+    outcome: str  # "" | "came_back" | "won_back", as on Sequence
+    came_back_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """What insights count: one per cancellation event. Holds no address (member_key is
+    a hash), so the counts survive a member's erasure without keeping who they were."""
+
+    event_id: str
+    at: float  # when it happened (epoch seconds, UTC)
+    member_key: str
+    membership_id: str
+    membership_title: str
+    source: str
+    sequence_id: str  # == event_id; the sequence may not exist (cooldown, erased)
+
+    @classmethod
+    def from_hash(cls, event_id: str, data: Mapping[str, str]) -> Cancellation:
+        return cls(
+            event_id=event_id,
+            at=float(data["at"]),
+            member_key=data.get("member_key", ""),
+            membership_id=data.get("membership_id", ""),
+            membership_title=data.get("membership_title", ""),
+            source=data.get("source", ""),
+            sequence_id=data.get("sequence_id", event_id),
+        )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,114 @@
+"""`/admin`: the owner's insights dashboard and `/admin/export.csv`, behind basic auth.
+
+Filters come as GET parameters (`membership`, `from`, `to`; dates YYYY-MM-DD, UTC,
+inclusive), so a filtered view is a link the owner can bookmark.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from redis.exceptions import RedisError
+
+from worker.cancellations import gather
+from worker.insights import FilterError, Filters, compute, export_rows, parse_filters
+
+from .admin_auth import admin_required
+from .charts import share_bar, weekly_bars
+from .feedback import get_reasons
+from .services import get_services
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+MAX_COMMENTS_SHOWN = 200
+# The email template gallery (issue 5's blueprint), linked from the nav when installed.
+TEMPLATES_ENDPOINT = "admin_templates.gallery"
+
+
+@bp.context_processor
+def _nav() -> dict[str, str | None]:
+    has_gallery = TEMPLATES_ENDPOINT in current_app.view_functions
+    return {"templates_url": url_for(TEMPLATES_ENDPOINT) if has_gallery else None}
+
+
+@bp.after_request
+def _private(response: Response) -> Response:
+    # Members' addresses and words: never kept by a proxy or the browser's cache.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.errorhandler(RedisError)
+def _redis_down(exc: RedisError) -> ResponseReturnValue:
+    message = f"Redis is not answering ({type(exc).__name__}); try again in a moment.\n"
+    return Response(message, 503, mimetype="text/plain")
+
+
+def _filters() -> Filters:
+    args = request.args
+    return parse_filters(args.get("membership"), args.get("from"), args.get("to"))
+
+
+@bp.get("/", strict_slashes=False)
+@admin_required
+def dashboard() -> ResponseReturnValue:
+    services = get_services()
+    memberships = sorted(
+        services.store.cancellation_memberships().items(), key=lambda kv: kv[1].lower()
+    )
+    form = {k: request.args.get(k, "") for k in ("membership", "from", "to")}
+    try:
+        filters = _filters()
+    except FilterError as exc:
+        page = render_template(
+            "admin.html", lang="en", form=form, memberships=memberships, error=str(exc)
+        )
+        return page, 400
+    settings = services.settings
+    insights = compute(
+        gather(services.store, filters),
+        filters,
+        get_reasons(),
+        settings.default_locale,
+        settings.default_locale,
+    )
+    return render_template(
+        "admin.html",
+        lang="en",
+        form=form,
+        memberships=memberships,
+        membership_title=dict(memberships).get(filters.membership_id, filters.membership_id),
+        insights=insights,
+        week_chart=weekly_bars(insights.weeks),
+        share_bar=share_bar,
+        comments=insights.comments[:MAX_COMMENTS_SHOWN],
+        query=request.query_string.decode(),
+    )
+
+
+@bp.get("/export.csv")
+@admin_required
+def export_csv() -> ResponseReturnValue:
+    try:
+        filters = _filters()
+    except FilterError as exc:
+        return Response(f"{exc}\n", 400, mimetype="text/plain")
+    services = get_services()
+    locale = services.settings.default_locale
+    out = io.StringIO()
+    out.write("\ufeff")  # so spreadsheet programs read the file as UTF-8 (accents, names)
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerows(
+        export_rows(gather(services.store, filters), filters, get_reasons(), locale, locale)
+    )
+    stamp = datetime.now(UTC).strftime("%Y%m%d")
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="farewell-cancellations-{stamp}.csv"',
+        },
+    )

@@ -1,0 +1,185 @@
+"""`/feedback/<token>`: the one-page exit survey the feedback email links to.
+
+GET only shows the form (link scanners and mail previews fetch it; nothing is recorded).
+POST, with the page's CSRF token, records one answer per sequence (resubmitting replaces
+it), suppresses the address if the member asked for no more email, and redirects to a
+thank-you page.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from itsdangerous import SignatureExpired
+from redis.exceptions import RedisError
+from werkzeug.exceptions import BadRequest
+
+from worker.notify import enqueue_answer
+from worker.reasons import Reason, load_reasons
+from worker.sequences import stop_marketing
+from worker.settings import SettingsError
+from worker.store import Feedback, Sequence
+from worker.tokens import InvalidToken, Scope, read_token
+
+from .feedback_text import COMMENT_MAX, clean_comment, locale_from, text_for
+from .security import verify_csrf
+from .services import get_services
+
+log = logging.getLogger(__name__)
+bp = Blueprint("feedback", __name__)
+REASONS_EXTENSION = "farewell.reasons"
+NO_EMAIL_REASON = "asked_no_email"
+
+
+def get_reasons() -> list[Reason]:
+    """reasons.toml, read once per app."""
+    reasons = current_app.extensions.get(REASONS_EXTENSION)
+    if reasons is None:
+        reasons = load_reasons(get_services().settings.templates_dir / "reasons.toml")
+        current_app.extensions[REASONS_EXTENSION] = reasons
+    return reasons
+
+
+def _text(locale: str) -> dict[str, str]:
+    site = get_services().settings.site_name
+    return {k: v.format(site=site, max=COMMENT_MAX) for k, v in text_for(locale).items()}
+
+
+def _error_page(key: str, status: int, locale: str | None = None) -> ResponseReturnValue:
+    settings = get_services().settings
+    locale = locale or locale_from(request.accept_languages, settings.default_locale)
+    t = _text(locale)
+    return render_template("feedback_error.html", lang=locale, t=t, message=t[key]), status
+
+
+def _open(token: str) -> Sequence | ResponseReturnValue:
+    """The sequence the token names, or the error page to answer with."""
+    services = get_services()
+    try:
+        sequence_id = read_token(services.settings.require_secret_key(), Scope.FEEDBACK, token)
+    except InvalidToken as exc:
+        expired = isinstance(exc.__cause__, SignatureExpired)
+        return _error_page("expired_link" if expired else "bad_link", 404)
+    except SettingsError:
+        return _error_page("bad_link", 404)  # no secret: no link was ever issued
+    seq = services.store.load_sequence(sequence_id)
+    if seq is None:
+        return _error_page("gone", 404)
+    return seq
+
+
+def _form(
+    token: str,
+    seq: Sequence,
+    *,
+    selected: str,
+    comment: str = "",
+    no_email: bool = False,
+    error: str | None = None,
+    status: int = 200,
+) -> ResponseReturnValue:
+    settings = get_services().settings
+    choices = [
+        {"id": r.id, "label": r.label(seq.locale, settings.default_locale)} for r in get_reasons()
+    ]
+    t = _text(seq.locale)
+    page = render_template(
+        "feedback.html",
+        lang=seq.locale,
+        t=t,
+        token=token,
+        choices=choices,
+        selected=selected,
+        comment=comment,
+        no_email=no_email,
+        comment_max=COMMENT_MAX,
+        error=t[error] if error else None,
+    )
+    return page, status
+
+
+@bp.errorhandler(RedisError)
+def _redis_down(exc: RedisError) -> ResponseReturnValue:
+    log.warning("feedback page: Redis unavailable (%s)", type(exc).__name__)
+    return _error_page("unavailable", 503)
+
+
+@bp.get("/feedback/<token>")
+def survey(token: str) -> ResponseReturnValue:
+    opened = _open(token)
+    if not isinstance(opened, Sequence):
+        return opened
+    seq = opened
+    known = {r.id for r in get_reasons()}
+    existing = get_services().store.load_feedback(seq.id)
+    previous = existing.reason if existing else ""
+    asked = request.args.get("reason", "").strip()
+    prefill = {
+        "comment": existing.comment if existing else "",
+        "no_email": bool(existing and existing.no_email),
+    }
+    if asked and asked not in known:
+        return _form(token, seq, selected=previous, error="unknown_reason", status=400, **prefill)
+    return _form(token, seq, selected=asked or previous, **prefill)
+
+
+@bp.post("/feedback/<token>")
+def answer(token: str) -> ResponseReturnValue:
+    opened = _open(token)
+    if not isinstance(opened, Sequence):
+        return opened
+    seq = opened
+    try:
+        verify_csrf()
+    except BadRequest:
+        return _error_page("expired_form", 400, seq.locale)
+
+    reason = request.form.get("reason", "").strip()
+    comment = clean_comment(request.form.get("comment", ""))
+    no_email = request.form.get("no_email") == "1"
+    kept = {"selected": reason, "comment": comment[: COMMENT_MAX * 2], "no_email": no_email}
+    if reason and reason not in {r.id for r in get_reasons()}:
+        return _form(token, seq, **{**kept, "selected": ""}, error="unknown_reason", status=400)
+    if len(comment) > COMMENT_MAX:
+        return _form(token, seq, **kept, error="too_long", status=400)
+    if not (reason or comment or no_email):
+        return _form(token, seq, **kept, error="empty", status=400)
+
+    services = get_services()
+    feedback = Feedback(seq.id, reason, comment, no_email, time.time())
+    first = services.store.save_feedback(feedback)
+    if no_email:
+        # Like an unsubscribe: suppressed, and pending marketing steps cancelled now.
+        member = services.store.load_member(seq.member_key)
+        if member is not None:
+            services.store.suppress(member.email, NO_EMAIL_REASON)
+        stop_marketing(services.store, services.queue, seq.member_key)
+    enqueue_answer(services.queue, services.settings, seq.id, feedback.at, updated=not first)
+    log.info(
+        "feedback %s for sequence %s: %s%s",
+        "recorded" if first else "updated",
+        seq.id,
+        reason or "no reason",
+        ", asked for no more email" if no_email else "",
+    )
+    return redirect(url_for("feedback.thanks", token=token), 303)
+
+
+@bp.get("/feedback/<token>/thanks")
+def thanks(token: str) -> ResponseReturnValue:
+    opened = _open(token)
+    if not isinstance(opened, Sequence):
+        return opened
+    seq = opened
+    feedback = get_services().store.load_feedback(seq.id)
+    if feedback is None:  # nothing sent yet: the form, not a thank-you for nothing
+        return redirect(url_for("feedback.survey", token=token), 303)
+    return render_template(
+        "feedback_thanks.html",
+        lang=seq.locale,
+        t=_text(seq.locale),
+        no_email=bool(feedback and feedback.no_email),
+    )

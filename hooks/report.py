@@ -1,0 +1,81 @@
+"""`flask --app hooks report`: the dashboard's figures in the terminal."""
+
+from __future__ import annotations
+
+from unicodedata import category
+
+import click
+from flask.cli import with_appcontext
+
+from worker.cancellations import gather
+from worker.insights import FilterError, Insights, compute, parse_filters
+
+from .feedback import get_reasons
+from .services import get_services
+
+BAR_WIDTH = 30
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.0f}%"
+
+
+def format_report(insights: Insights, membership_title: str = "") -> str:
+    f = insights.filters
+    scope = membership_title or f.membership_id or "all memberships"
+    span = (
+        f"{f.since or 'the beginning'} to {f.until or 'today'}"
+        if f.since or f.until
+        else "all time"
+    )
+    lines = [
+        f"Farewell insights: {scope}, {span} (UTC)",
+        "",
+        f"Cancellations        {insights.cancellations}",
+        f"Survey answered      {insights.answered} of {insights.asked} asked "
+        f"({_pct(insights.response_rate)})",
+        f"Won back             {insights.won_back} "
+        f"({_pct(insights.won_back_rate)} of cancellations)",
+        f"Came back on own     {insights.came_back}",
+        f"Asked for no email   {insights.no_email}",
+        "",
+        "Cancellations per week",
+    ]
+    top = max([w.count for w in insights.weeks] + [1])
+    for w in insights.weeks:
+        bar = "#" * round(BAR_WIDTH * w.count / top)
+        lines.append(f"  {w.label}  {w.start.isoformat()}  {w.count:>4}  {bar}")
+    if not insights.weeks:
+        lines.append("  (none)")
+    lines += ["", "Reasons"]
+    width = max([len(r.label) for r in insights.reasons] + [10])
+    for r in insights.reasons:
+        lines.append(f"  {r.label:<{width}}  {r.count:>4}  {_pct(r.share):>4}  [{r.id}]")
+    lines += ["", "Comments (newest first)"]
+    for c in insights.comments:
+        # One line each, and no control characters: a comment must not drive the terminal.
+        text = "".join("?" if category(ch) == "Cc" else ch for ch in " ".join(c.text.split()))
+        reason = c.reason_label or "no reason"
+        lines.append(f"  {c.at.strftime('%Y-%m-%d')}  {reason} · {c.membership}: {text}")
+    if not insights.comments:
+        lines.append("  (none)")
+    return "\n".join(lines)
+
+
+@click.command("report")
+@with_appcontext
+@click.option("--membership", default="", help="Only this membership id.")
+@click.option("--since", default="", metavar="YYYY-MM-DD", help="From this day (UTC, inclusive).")
+@click.option("--until", default="", metavar="YYYY-MM-DD", help="To this day (UTC, inclusive).")
+def report(membership: str, since: str, until: str) -> None:
+    """Print the insights dashboard's figures: cancellations per week, reasons, survey
+    response rate, win-backs and comments."""
+    try:
+        filters = parse_filters(membership, since, until)
+    except FilterError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    services = get_services()
+    locale = services.settings.default_locale
+    insights = compute(gather(services.store, filters), filters, get_reasons(), locale, locale)
+    title = services.store.cancellation_memberships().get(filters.membership_id, "")
+    click.echo(format_report(insights, title))

@@ -1,0 +1,284 @@
+"""What the owner sees: figures computed from cancellation records, survey answers and
+sequence outcomes. Pure: no Redis, no Flask; `worker.cancellations.gather` loads the input.
+
+All dates are UTC. A week starts on Monday (ISO 8601).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from .reasons import Reason
+from .store import Cancellation, Feedback, SequenceOutcome
+
+# More weeks than this in one chart says nothing more; the newest ones are kept.
+MAX_WEEKS = 260
+# Spreadsheet programs run cells starting with these as formulas (OWASP "CSV injection").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+EXPORT_COLUMNS = (
+    "cancelled_at",
+    "email",
+    "membership_id",
+    "membership",
+    "source",
+    "survey_sent",
+    "reason_id",
+    "reason",
+    "comment",
+    "answered_at",
+    "no_email",
+    "outcome",
+    "came_back_at",
+)
+
+
+class FilterError(ValueError):
+    """A filter value the owner typed is not usable; the message says why."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    membership_id: str = ""
+    since: date | None = None  # inclusive
+    until: date | None = None  # inclusive
+
+    def window(self) -> tuple[float | None, float | None]:
+        """[start, end) in epoch seconds, None for open ends."""
+        start = _midnight(self.since) if self.since else None
+        end = _midnight(self.until + timedelta(days=1)) if self.until else None
+        return start, end
+
+    def matches(self, record: Cancellation) -> bool:
+        if self.membership_id and record.membership_id != self.membership_id:
+            return False
+        start, end = self.window()
+        return (start is None or record.at >= start) and (end is None or record.at < end)
+
+
+def parse_filters(membership: str | None, since: str | None, until: str | None) -> Filters:
+    """Filters from form or command-line text: dates as YYYY-MM-DD, blanks ignored."""
+    result = Filters(
+        membership_id=(membership or "").strip(),
+        since=_parse_date("from", since),
+        until=_parse_date("to", until),
+    )
+    if result.since and result.until and result.since > result.until:
+        raise FilterError(f"the 'from' date ({result.since}) is after the 'to' date")
+    return result
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One cancellation with what followed it."""
+
+    cancellation: Cancellation
+    sequence: SequenceOutcome | None  # None: no sequence started (cooldown) or erased
+    feedback: Feedback | None
+    email: str = ""  # "" once the member is erased
+
+    @property
+    def asked(self) -> bool:
+        """A feedback request went out (a sequence started), or an answer came anyway."""
+        return self.sequence is not None or self.feedback is not None
+
+    @property
+    def outcome(self) -> str:
+        return self.sequence.outcome if self.sequence else ""
+
+
+@dataclass(frozen=True)
+class Week:
+    start: date  # the Monday
+    count: int
+
+    @property
+    def label(self) -> str:
+        year, week, _ = self.start.isocalendar()
+        return f"{year}-W{week:02d}"
+
+
+@dataclass(frozen=True)
+class ReasonCount:
+    id: str
+    label: str
+    count: int
+    share: float  # of the answers that name a reason; 0.0 when there are none
+
+
+@dataclass(frozen=True)
+class Comment:
+    at: datetime  # when the member answered
+    reason_id: str
+    reason_label: str
+    membership: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Insights:
+    filters: Filters
+    cancellations: int
+    asked: int
+    answered: int
+    won_back: int  # came back soon after a win-back email (outcome won_back)
+    came_back: int  # came back on their own (outcome came_back)
+    no_email: int  # asked not to be emailed again
+    weeks: list[Week] = field(default_factory=list)
+    reasons: list[ReasonCount] = field(default_factory=list)
+    comments: list[Comment] = field(default_factory=list)
+
+    @property
+    def response_rate(self) -> float | None:
+        return self.answered / self.asked if self.asked else None
+
+    @property
+    def won_back_rate(self) -> float | None:
+        return self.won_back / self.cancellations if self.cancellations else None
+
+
+def compute(
+    entries: Iterable[Entry],
+    filters: Filters,
+    reasons: list[Reason],
+    locale: str = "en",
+    default_locale: str = "en",
+) -> Insights:
+    chosen = [e for e in entries if filters.matches(e.cancellation)]
+    answers = [e for e in chosen if e.feedback is not None]
+    labels = reason_labels(reasons, locale, default_locale)
+    return Insights(
+        filters=filters,
+        cancellations=len(chosen),
+        asked=sum(1 for e in chosen if e.asked),
+        answered=len(answers),
+        won_back=sum(1 for e in chosen if e.outcome == "won_back"),
+        came_back=sum(1 for e in chosen if e.outcome == "came_back"),
+        no_email=sum(1 for e in answers if e.feedback and e.feedback.no_email),
+        weeks=weekly(chosen, filters),
+        reasons=reason_breakdown(answers, reasons, labels),
+        comments=comments(answers, labels),
+    )
+
+
+def reason_labels(reasons: list[Reason], locale: str, default_locale: str = "en") -> dict[str, str]:
+    return {r.id: r.label(locale, default_locale) for r in reasons}
+
+
+def weekly(entries: list[Entry], filters: Filters) -> list[Week]:
+    """Cancellations per ISO week, zero weeks included, over the filter's dates (or the
+    data's span when a bound is open)."""
+    days = [_day(e.cancellation.at) for e in entries]
+    first = filters.since or (min(days) if days else None)
+    last = filters.until or (max(days) if days else None)
+    if first is None or last is None:
+        return []
+    counts = Counter(_monday(d) for d in days)
+    start, end = _monday(first), _monday(last)
+    if (end - start).days // 7 >= MAX_WEEKS:
+        start = end - timedelta(weeks=MAX_WEEKS - 1)
+    weeks = []
+    current = start
+    while current <= end:
+        weeks.append(Week(current, counts.get(current, 0)))
+        current += timedelta(weeks=1)
+    return weeks
+
+
+def reason_breakdown(
+    answers: list[Entry], reasons: list[Reason], labels: dict[str, str]
+) -> list[ReasonCount]:
+    """Every configured reason in its configured order (zeros included), then any stored
+    id no longer configured, so history never disappears from view."""
+    counts = Counter(e.feedback.reason for e in answers if e.feedback and e.feedback.reason)
+    total = sum(counts.values())
+    ids = [r.id for r in reasons] + sorted(set(counts) - {r.id for r in reasons})
+    return [
+        ReasonCount(rid, labels.get(rid, rid), counts[rid], counts[rid] / total if total else 0.0)
+        for rid in ids
+    ]
+
+
+def comments(answers: list[Entry], labels: dict[str, str]) -> list[Comment]:
+    """Non-empty comments, newest answer first."""
+    found = [
+        Comment(
+            at=datetime.fromtimestamp(e.feedback.at, UTC),
+            reason_id=e.feedback.reason,
+            reason_label=labels.get(e.feedback.reason, e.feedback.reason),
+            membership=e.cancellation.membership_title or e.cancellation.membership_id,
+            text=e.feedback.comment,
+        )
+        for e in answers
+        if e.feedback and e.feedback.comment.strip()
+    ]
+    return sorted(found, key=lambda c: c.at, reverse=True)
+
+
+def export_rows(
+    entries: Iterable[Entry],
+    filters: Filters,
+    reasons: list[Reason],
+    locale: str = "en",
+    default_locale: str = "en",
+) -> Iterator[list[str]]:
+    """The CSV export: a header, then one row per cancellation, oldest first, every cell
+    safe to open in a spreadsheet."""
+    labels = reason_labels(reasons, locale, default_locale)
+    yield list(EXPORT_COLUMNS)
+    chosen = sorted(
+        (e for e in entries if filters.matches(e.cancellation)), key=lambda e: e.cancellation.at
+    )
+    for e in chosen:
+        c, fb, seq = e.cancellation, e.feedback, e.sequence
+        reason = fb.reason if fb else ""
+        row = [
+            _iso(c.at),
+            e.email,
+            c.membership_id,
+            c.membership_title,
+            c.source,
+            "yes" if e.asked else "no",
+            reason,
+            labels.get(reason, reason),
+            fb.comment if fb else "",
+            _iso(fb.at) if fb else "",
+            ("yes" if fb.no_email else "no") if fb else "",
+            e.outcome,
+            _iso(seq.came_back_at) if seq and seq.came_back_at else "",
+        ]
+        yield [csv_safe(cell) for cell in row]
+
+
+def csv_safe(value: str) -> str:
+    """Quote a cell a spreadsheet would otherwise evaluate as a formula."""
+    return f"'{value}" if value.startswith(FORMULA_PREFIXES) else value
+
+
+def _parse_date(name: str, value: str | None) -> date | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise FilterError(f"the '{name}' date must look like 2026-01-31, not {value!r}") from None
+
+
+def _midnight(day: date) -> float:
+    return datetime.combine(day, time(), tzinfo=UTC).timestamp()
+
+
+def _day(ts: float) -> date:
+    return datetime.fromtimestamp(ts, UTC).date()
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

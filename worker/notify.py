@@ -1,0 +1,144 @@
+"""Optional notifications: each cancellation and each survey answer, posted as
+`{"text": ...}` to FAREWELL_NOTIFY_URL (a Slack incoming webhook, or any URL that takes
+that JSON).
+
+Sent by their own RQ jobs, with a timeout and RQ retries, so a slow or broken chat never
+delays or blocks an email. Messages mask the member's address; logs never show the URL
+(a Slack webhook URL is a secret).
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+import requests
+from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError
+
+from .privacy import mask_email
+from .runtime import runtime
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+NOTIFY_RETRY = Retry(max=5, interval=[10, 60, 300, 900, 3600])
+TIMEOUT = (3.05, 5)  # connect, read (seconds): a slow chat must not hold the worker
+COMMENT_PREVIEW = 300
+
+
+class NotifyFailed(RuntimeError):
+    """The notification URL did not accept the message; RQ retries the job."""
+
+
+# --- messages (pure) -----------------------------------------------------------------------
+
+
+def chat_escape(text: str) -> str:
+    """Slack reads &, < and > as markup; escape them so members' words stay words."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def cancellation_text(email: str, membership: str, source: str) -> str:
+    who = mask_email(email) if email else "A member"
+    what = f"cancelled {membership}" if membership else "cancelled"
+    return chat_escape(f"Cancellation: {who} {what} (via {source}).")
+
+
+def answer_text(
+    email: str, membership: str, reason: str, comment: str, no_email: bool, updated: bool
+) -> str:
+    who = mask_email(email) if email else "a member"
+    head = "Survey answer updated" if updated else "Survey answer"
+    parts = [f"{head} from {who}" + (f" ({membership})" if membership else "") + ":"]
+    parts.append(reason or "no reason picked")
+    if comment.strip():
+        preview = comment.strip()
+        if len(preview) > COMMENT_PREVIEW:
+            preview = preview[: COMMENT_PREVIEW - 1] + "…"
+        parts.append(f"“{preview}”")
+    if no_email:
+        parts.append("(asked not to be emailed again)")
+    return chat_escape(" ".join(parts))
+
+
+# --- sending -------------------------------------------------------------------------------
+
+
+def post(url: str, text: str, session: requests.Session | None = None) -> None:
+    sender = session or requests
+    response = sender.post(url, json={"text": text}, timeout=TIMEOUT)
+    if not 200 <= response.status_code < 300:
+        raise NotifyFailed(f"{urlsplit(url).hostname} answered HTTP {response.status_code}")
+
+
+def notify_cancellation(event_id: str) -> str:
+    """RQ job: tell the owner about one cancellation."""
+    rt = runtime()
+    if not rt.settings.notify_url:
+        return "skipped: FAREWELL_NOTIFY_URL is not set"
+    record = rt.store.load_cancellation(event_id)
+    if record is None:
+        return "skipped: no such cancellation"
+    email = rt.store.member_emails([record.member_key]).get(record.member_key, "")
+    membership = record.membership_title or record.membership_id
+    post(rt.settings.notify_url, cancellation_text(email, membership, record.source))
+    return "posted"
+
+
+def notify_answer(sequence_id: str, updated: bool = False) -> str:
+    """RQ job: tell the owner about a survey answer (as it stands when the job runs)."""
+    rt = runtime()
+    if not rt.settings.notify_url:
+        return "skipped: FAREWELL_NOTIFY_URL is not set"
+    seq = rt.store.load_sequence(sequence_id)
+    feedback = rt.store.load_feedback(sequence_id)
+    if seq is None or feedback is None:
+        return "skipped: answer or sequence gone"
+    email = rt.store.member_emails([seq.member_key]).get(seq.member_key, "")
+    labels = {r.id: r.label(rt.settings.default_locale) for r in rt.reasons}
+    text = answer_text(
+        email,
+        seq.membership_title or seq.membership_id,
+        labels.get(feedback.reason, feedback.reason),
+        feedback.comment,
+        feedback.no_email,
+        updated,
+    )
+    post(rt.settings.notify_url, text)
+    return "posted"
+
+
+# --- enqueueing ----------------------------------------------------------------------------
+
+
+def enqueue_cancellation(queue: Queue, settings: Settings, event_id: str) -> bool:
+    return _enqueue(
+        queue, settings, "notify_cancellation", (event_id,), f"notify-cancel-{event_id}"
+    )
+
+
+def enqueue_answer(
+    queue: Queue, settings: Settings, sequence_id: str, answered_at: float, updated: bool
+) -> bool:
+    # One job per submission: a resubmitted answer is news too.
+    job_id = f"notify-answer-{sequence_id}-{int(answered_at * 1000)}"
+    return _enqueue(queue, settings, "notify_answer", (sequence_id, updated), job_id)
+
+
+def _enqueue(queue: Queue, settings: Settings, func: str, args: tuple, job_id: str) -> bool:
+    if not settings.notify_url:
+        return False
+    try:
+        queue.enqueue_call(
+            f"worker.notify.{func}",
+            args=args,
+            job_id=job_id,
+            retry=NOTIFY_RETRY,
+            result_ttl=7 * 24 * 3600,
+            failure_ttl=30 * 24 * 3600,
+            unique=True,
+        )
+    except DuplicateJobError:
+        return False
+    return True
