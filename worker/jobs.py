@@ -14,8 +14,10 @@ from .privacy import mask_email
 from .queues import schedule_step
 from .runtime import runtime
 from .store import Sequence
+from .stripe_api import prepare_event
 
 log = logging.getLogger(__name__)
+FEEDBACK_TEMPLATE = "feedback_request"  # the step that asks why; skipped once we know
 
 
 def handle_event(event_id: str) -> str:
@@ -26,6 +28,10 @@ def handle_event(event_id: str) -> str:
         log.warning("event %s: record gone (expired or erased), nothing to do", event_id)
         rt.store.finish_event(event_id)
         return "missing"
+    event = prepare_event(event, rt.stripe, rt.store)  # Stripe events carry only an id
+    if event is None:
+        rt.store.finish_event(event_id)
+        return "no member to write to"
     if event.kind is not EventKind.ERASED:
         rt.store.save_member(
             event.member, last_event=event.kind.value, last_event_at=event.occurred_at.isoformat()
@@ -86,6 +92,8 @@ def send_step(sequence_id: str, step_id: str) -> str:
         return _skip(sequence_id, step_id, "step no longer in the playbook")
     if rt.store.is_suppressed(member.email):
         return _skip(sequence_id, step_id, "address suppressed")
+    if step.template == FEEDBACK_TEMPLATE and rt.store.load_feedback(sequence_id):
+        return _skip(sequence_id, step_id, "member already told us why")
 
     existing = rt.store.claim_send(sequence_id, step_id)
     if existing is not None:

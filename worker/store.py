@@ -12,9 +12,10 @@ Layout (all under the `farewell:` prefix):
     send:{sequence_id}:{step}  send claim: "sending" or "sent:<message id>" (TTL: SEND_CLAIM_TTL)
     sendlog                    stream of sends (capped at SENDLOG_MAXLEN)
     suppressed                 hash address-hash -> JSON {reason, at, hint}: never mail these
+    ping:{source}              hash: the last activation ping (at, detail), for operators
 
-The web side writes only `dedupe`, `event` and `pending` (in one Lua call); the worker owns
-the rest.
+The web side writes only `dedupe`, `event` and `pending` (in one Lua call), and `ping`; the
+worker owns the rest.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ def sequence_key(sequence_id: str) -> str:
 
 def feedback_key(sequence_id: str) -> str:
     return f"{PREFIX}feedback:{sequence_id}"
+
+
+def ping_key(source: str) -> str:
+    return f"{PREFIX}ping:{source}"
 
 
 def send_claim_key(sequence_id: str, step: str) -> str:
@@ -139,6 +144,13 @@ class Store:
     def stale_pending(self, older_than: float, now: float | None = None) -> list[str]:
         cutoff = (now if now is not None else time.time()) - older_than
         return list(self.redis.zrangebyscore(PENDING_KEY, "-inf", cutoff))
+
+    def record_ping(self, source: str, detail: str) -> None:
+        """A plugin's activation ping: nothing to act on, kept so operators can see it."""
+        self.redis.hset(ping_key(source), mapping={"at": repr(time.time()), "detail": detail})
+
+    def last_ping(self, source: str) -> dict[str, str]:
+        return self.redis.hgetall(ping_key(source))
 
     # --- members -----------------------------------------------------------------------
 
