@@ -18,10 +18,11 @@ from rq import SimpleWorker
 from devstack.redis_server import RedisServer, free_port
 from hooks import create_app
 from tests import payloads
+from tests.source_secrets import SOURCE_SETTINGS
 from worker.runtime import Runtime, set_runtime
 from worker.settings import Settings
 
-pytest_plugins = ["tests.browser"]
+pytest_plugins = ["tests.browser", "tests.fixtures_sources"]
 
 MEMBERPRESS_KEY = "mp-test-key-4f1c9a"
 SECRET_KEY = "test-secret-key-0123456789abcdef"
@@ -72,6 +73,7 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
         outbox_dir=tmp_path / "outbox",
         spool_dir=tmp_path / "spool",
         spool_replay_interval=0,
+        **SOURCE_SETTINGS,
     )
 
 

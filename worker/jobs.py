@@ -28,7 +28,8 @@ def handle_event(event_id: str) -> str:
         log.warning("event %s: record gone (expired or erased), nothing to do", event_id)
         rt.store.finish_event(event_id)
         return "missing"
-    event = prepare_event(event, rt.stripe, rt.store)  # Stripe events carry only an id
+    if event.source == "stripe":  # Stripe events carry a customer id, not an email
+        event = prepare_event(event, rt.stripe, rt.store)
     if event is None:
         rt.store.finish_event(event_id)
         return "no member to write to"
