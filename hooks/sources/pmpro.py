@@ -17,6 +17,8 @@ member cancelling again months later is a new cancellation.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
 
 from flask import Request
 
@@ -34,11 +36,14 @@ def authenticate(request: Request, secret: str) -> None:
 
 
 def parse(body: bytes, headers: Mapping[str, str] | None = None) -> Event | Ignored:
-    payload = load_object(body)
+    return from_payload(load_object(body), utcnow())
+
+
+def from_payload(payload: dict[str, Any], now: datetime) -> Event | Ignored:
+    """The push as received at `now` (the payload carries no time of its own)."""
     level = get_object(payload, "level", "level")
     level_id = get_text(level, "ID", "level.ID", required=True)
     old_status = get_text(payload, "old_level_status", "old_level_status")
-    now = utcnow()
     if level_id == "0":
         if not old_status:
             return Ignored("level removed without an old_level_status: not a cancellation")
