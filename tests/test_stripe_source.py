@@ -166,7 +166,20 @@ def test_undoing_a_period_end_cancellation_is_a_comeback():
 def test_created_and_resumed_are_comebacks(event_type, kind):
     event = parse(sp.stripe_event(event_type, sp.stripe_subscription()))
     assert event.kind is kind
-    assert event.status == "active"
+    assert event.status == "active@1714644600"  # the event's creation time
+
+
+def test_a_second_undo_is_a_new_comeback_and_a_redelivery_is_not():
+    def undo(created):
+        sub = sp.stripe_subscription(cancel_at_period_end=False)
+        previous = {"cancel_at_period_end": True}
+        event = sp.stripe_event(
+            "customer.subscription.updated", sub, previous=previous, created=created
+        )
+        return parse(event)
+
+    assert undo(1714644600).event_id == undo(1714644600).event_id
+    assert undo(1714644600).event_id != undo(1714731000).event_id
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,32 @@ def test_pending_cancel_and_cancelled_are_one_cancellation():
     assert pending.event_id == cancelled.event_id
 
 
+def test_a_later_separate_cancellation_of_the_same_subscription_is_new():
+    first = parse(source_payloads.woocommerce(status="pending-cancel"))
+    payload = source_payloads.woocommerce(status="pending-cancel")
+    payload["cancelled_date_gmt"] = "2024-09-14T08:00:00"  # cancelled again after reactivating
+    assert parse(payload).event_id != first.event_id
+
+
+def test_a_reactivation_is_not_swallowed_by_an_earlier_renewal():
+    renewal = source_payloads.woocommerce(status="active")
+    renewal["date_modified_gmt"] = "2024-05-01T10:00:05"
+    comeback = source_payloads.woocommerce(status="active")
+    comeback["date_modified_gmt"] = "2024-05-01T16:20:00"
+    assert parse(renewal).event_id == parse(dict(renewal)).event_id  # a re-send dedupes
+    assert parse(renewal).event_id != parse(comeback).event_id
+
+
+def test_api_v1_dates_without_the_gmt_suffix_are_read_too():
+    payload = source_payloads.woocommerce(status="cancelled")
+    for name in ("cancelled_date", "end_date", "date_modified"):
+        payload[name] = payload.pop(f"{name}_gmt")
+    v1 = parse(payload)
+    v3 = parse(source_payloads.woocommerce(status="pending-cancel"))
+    assert v1.event_id == v3.event_id
+    assert v1.access_ends_at == datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
+
+
 def test_another_subscription_is_another_cancellation():
     first = parse(source_payloads.woocommerce(subscription_id=1))
     second = parse(source_payloads.woocommerce(subscription_id=2))

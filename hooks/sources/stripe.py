@@ -18,6 +18,7 @@ out while the decision is fresh), and both share one dedupe identity so the seco
 starts another sequence: name `subscription.cancelled`, status `canceled@<canceled_at>`.
 Stripe keeps `canceled_at` at the time of the member's request when the subscription is
 later ended, while a second, later cancellation (after undoing the first) has a new one.
+Comebacks are single Stripe events: their identity carries the event's `created` time.
 """
 
 from __future__ import annotations
@@ -118,6 +119,10 @@ def parse(body: bytes, headers: Mapping[str, str] | None = None) -> Event | Igno
     created = parse_unix(payload.get("created"))
     if created is None:
         raise PayloadError("created must be a Unix timestamp")
+    if kind is not EventKind.CANCELLED:
+        # A comeback is one Stripe event: its creation time (kept across Stripe's retries)
+        # tells a second undo or resume from a redelivery of the first.
+        status = f"{status}@{payload['created']}"
     return Event(
         source="stripe",
         name=event_name,

@@ -12,10 +12,16 @@ the subscription id + status, never the delivery.
 
 One cancellation, not two: a member who cancels from My Account gets `pending-cancel`
 (access runs to the end of the paid period), then WooCommerce moves the subscription to
-`cancelled` when that period ends. Both statuses normalize to status "cancelled" under the
-same event name, so they share one event id: the first to arrive starts the sequence, and
-the second is a duplicate (or, weeks later after the dedupe window, finds the sequence
-already created under that id and sends nothing new).
+`cancelled` when that period ends. WooCommerce Subscriptions stamps the cancelled date when
+the status becomes `pending-cancel` and keeps it on the move to `cancelled` (it only sets it
+then if it was empty), so both statuses normalize to status `cancelled@<cancelled date>`
+under the same event name and share one event id: the first to arrive starts the sequence,
+the second is a duplicate (or, after the dedupe window, finds the sequence already created
+under that id and sends nothing). A later, separate cancellation gets a new date.
+
+Comebacks: `active` arrives on every renewal too (on-hold -> active) and carries no old
+status, so its identity includes `date_modified`: re-sends of one update dedupe, while a
+reactivation soon after a renewal is not swallowed as a duplicate of it.
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ UPDATED_STATUSES = {
     "active": (EventKind.RESUMED, "active"),
     "expired": (EventKind.EXPIRED, "expired"),
 }
+# The date that tells one real change from another, per normalized status (see above).
+_IDENTITY_DATES = {"cancelled": "cancelled_date", "active": "date_modified"}
 # WPML (the usual multilingual plugin) keeps the order's language in this meta field.
 LOCALE_META_KEYS = ("wpml_language", "locale")
 
@@ -94,6 +102,9 @@ def parse(body: bytes, headers: Mapping[str, str] | None = None) -> Event | Igno
         kind, dedupe_status = UPDATED_STATUSES[status]
     else:
         return Ignored(f"subscription status {status!r} is not one Farewell acts on")
+    stamp = _IDENTITY_DATES.get(dedupe_status) if topic == "subscription.updated" else None
+    if stamp and _raw_date(payload, stamp):
+        dedupe_status = f"{dedupe_status}@{_raw_date(payload, stamp)}"
 
     billing = get_object(payload, "billing", "billing")
     member = Member(
@@ -131,13 +142,18 @@ def _membership(payload: dict[str, Any]) -> Membership | None:
     return Membership(id=product_id, title=get_text(first, "name", "line_items[0].name"))
 
 
-def _date(payload: dict[str, Any], name: str):
+def _raw_date(payload: dict[str, Any], name: str) -> str:
     """v3 sends `<name>_gmt`; v1 sends `<name>` already in UTC. Zero dates mean 'none'."""
     for key in (f"{name}_gmt", name):
         value = payload.get(key)
-        if isinstance(value, str) and value and not value.startswith("0"):
-            return parse_iso_datetime(value)
-    return None
+        if isinstance(value, str) and value.strip() and not value.startswith("0"):
+            return value.strip()[:40]
+    return ""
+
+
+def _date(payload: dict[str, Any], name: str):
+    value = _raw_date(payload, name)
+    return parse_iso_datetime(value) if value else None
 
 
 def _meta(payload: dict[str, Any], keys: tuple[str, ...]) -> str:
