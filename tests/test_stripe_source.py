@@ -22,6 +22,7 @@ from worker import jobs
 from worker.events import Event, EventKind
 from worker.queues import EVENT_RETRY, event_job_id
 from worker.reasons import load_reasons
+from worker.settings import Settings, SettingsError
 from worker.stripe_api import FEEDBACK_REASONS
 
 CANCEL_REQUESTED_AT = 1714644000
@@ -215,6 +216,21 @@ def test_malformed_events_say_what_is_wrong(mutate, message):
     mutate(payload)
     with pytest.raises(PayloadError, match=message):
         parse(payload)
+
+
+def test_an_expanded_customer_object_is_refused_with_a_clear_message():
+    payload = deleted()
+    payload["data"]["object"]["customer"] = {"id": "cus_1", "object": "customer"}
+    with pytest.raises(
+        PayloadError, match=r"data\.object\.customer must be a string, not an object"
+    ):
+        parse(payload)
+
+
+def test_the_signing_secret_without_an_api_key_is_a_settings_error():
+    with pytest.raises(SettingsError, match="FAREWELL_STRIPE_API_KEY is required"):
+        Settings.from_env({"FAREWELL_STRIPE_SECRET": "whsec_abc"})
+    Settings.from_env({"FAREWELL_STRIPE_SECRET": "whsec_abc", "FAREWELL_STRIPE_API_KEY": "rk_1"})
 
 
 def test_every_stripe_feedback_value_maps_to_a_survey_reason(settings):

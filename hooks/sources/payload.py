@@ -38,9 +38,8 @@ def load_object(body: bytes) -> dict[str, Any]:
 
 
 def _json_type(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number"
-    )
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    return {**names, type(None): "null"}.get(type(value), "a number")
 
 
 def get_object(data: dict[str, Any], key: str, path: str) -> dict[str, Any]:
