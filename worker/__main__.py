@@ -13,6 +13,7 @@ import threading
 from rq import SimpleWorker
 
 from .intake import requeue_stale
+from .mail.errors import MailConfigError
 from .playbook import PlaybookError
 from .render import TemplateMissing
 from .runtime import runtime
@@ -47,7 +48,7 @@ def main() -> int:
     )
     try:
         preflight()
-    except (SettingsError, PlaybookError, TemplateMissing, ValueError) as exc:
+    except (SettingsError, PlaybookError, TemplateMissing, MailConfigError, ValueError) as exc:
         log.error("refusing to start: %s", exc)
         return 2
     rt = runtime()

@@ -7,12 +7,15 @@ import logging
 import time
 from datetime import timedelta
 
+from rq import Retry
+from rq.job import get_current_job
+
 from .compose import compose
 from .events import Event, EventKind, utcnow
 from .mail.errors import MailConfigError, RecipientRejected, TransientMailError
 from .privacy import mask_email
-from .queues import schedule_step
-from .runtime import runtime
+from .queues import SEND_TRANSIENT_MAX, schedule_step, send_retry
+from .runtime import Runtime, runtime
 from .store import Sequence
 from .stripe_api import prepare_event
 
@@ -77,7 +80,7 @@ def start_sequence(event: Event) -> str:
     return f"sequence {'started' if created else 'exists'}, {planned} step(s) planned"
 
 
-def send_step(sequence_id: str, step_id: str) -> str:
+def send_step(sequence_id: str, step_id: str) -> str | Retry:
     """Render and send one step, unless something at send time says not to."""
     rt = runtime()
     seq = rt.store.load_sequence(sequence_id)
@@ -103,32 +106,18 @@ def send_step(sequence_id: str, step_id: str) -> str:
         email = compose(rt.settings, rt.renderer, seq, member, step, rt.reasons)
         message_id = rt.transport.send(email)
     except TransientMailError as exc:
-        if exc.sent_nothing:
-            rt.store.release_send(sequence_id, step_id)
-        log.warning(
-            "step %s/%s: transient failure, %s: %s",
-            sequence_id,
-            step_id,
-            "will retry" if exc.sent_nothing else "not retried (may have been sent)",
-            exc,
-        )
-        if exc.sent_nothing:
-            raise
-        return "uncertain"
+        return _transient(rt, sequence_id, step_id, exc)
     except RecipientRejected as exc:
-        rt.store.mark_sent(sequence_id, step_id, "rejected")
-        log.warning(
-            "step %s/%s: %s rejected: %s", sequence_id, step_id, mask_email(member.email), exc
-        )
-        return "rejected"
-    except MailConfigError:
-        rt.store.release_send(sequence_id, step_id)
+        return _rejected(rt, sequence_id, step_id, member.email, exc)
+    except MailConfigError as exc:
+        _config_error(rt, sequence_id, step_id, step.stream, exc)
         raise
     except Exception:
         # Rendering and programming errors happen before anything is sent.
         rt.store.release_send(sequence_id, step_id)
         raise
     rt.store.mark_sent(sequence_id, step_id, message_id)
+    rt.store.clear_send_error(step.stream)
     rt.store.log_send(
         {
             "sequence": sequence_id,
@@ -151,3 +140,103 @@ def send_step(sequence_id: str, step_id: str) -> str:
 def _skip(sequence_id: str, step_id: str, reason: str) -> str:
     log.info("step %s/%s skipped: %s", sequence_id, step_id, reason)
     return f"skipped: {reason}"
+
+
+# --- delivery failures: the same handling whatever the transport -------------------------
+
+
+def _transient(rt: Runtime, sequence_id: str, step_id: str, exc: TransientMailError):
+    """Try again later, unless the provider may already have the message (at most once)."""
+    if not exc.sent_nothing:
+        # The claim stays: a retry could send a duplicate. Recorded, loudly, for a human.
+        log.error(
+            "step %s/%s: delivery uncertain, not retried (the provider may have accepted "
+            "it; check its activity log): %s",
+            sequence_id,
+            step_id,
+            exc,
+        )
+        _log_outcome(rt, sequence_id, step_id, "uncertain", str(exc))
+        return "uncertain"
+    rt.store.release_send(sequence_id, step_id)
+    job = get_current_job()
+    attempt = (job.number_of_retries or 0) if job is not None else 0
+    retry = send_retry(attempt, exc.retry_after)
+    if attempt >= SEND_TRANSIENT_MAX:  # RQ has retried that many times: this was the last
+        log.error(
+            "step %s/%s: transient failure %d times, giving up until "
+            "`flask --app hooks jobs retry-failed`: %s",
+            sequence_id,
+            step_id,
+            attempt + 1,
+            exc,
+        )
+    else:
+        log.warning(
+            "step %s/%s: transient failure, retry %d/%d in %ss: %s",
+            sequence_id,
+            step_id,
+            attempt + 1,
+            SEND_TRANSIENT_MAX,
+            retry.intervals[0],
+            exc,
+        )
+    return retry
+
+
+def _rejected(rt: Runtime, sequence_id: str, step_id: str, email: str, exc: RecipientRejected):
+    """Permanent for this address: never retried, and never mailed again."""
+    rt.store.mark_sent(sequence_id, step_id, "rejected")
+    rt.store.suppress(email, exc.reason)
+    _log_outcome(rt, sequence_id, step_id, "rejected", str(exc))
+    log.warning(
+        "step %s/%s: %s rejected (%s), address suppressed: %s",
+        sequence_id,
+        step_id,
+        mask_email(email),
+        exc.reason,
+        exc,
+    )
+    return "rejected"
+
+
+def _config_error(
+    rt: Runtime, sequence_id: str, step_id: str, stream: str, exc: MailConfigError
+) -> None:
+    """Our configuration is wrong: fail the job at once (no retries can fix it), keep it in
+    RQ's failed registry for `jobs retry-failed`, and show the error on /healthz."""
+    rt.store.release_send(sequence_id, step_id)
+    rt.store.record_send_error(
+        {
+            "transport": rt.settings.mail_transport,
+            "stream": stream,
+            "error": str(exc),
+            "at": repr(time.time()),
+            "sequence": sequence_id,
+            "step": step_id,
+        }
+    )
+    job = get_current_job()
+    if job is not None:
+        job.retries_left = 0  # straight to the failed registry
+    log.error(
+        "MAIL CONFIGURATION ERROR (%s), step %s/%s not sent and kept for "
+        "`flask --app hooks jobs retry-failed` once fixed: %s",
+        rt.settings.mail_transport,
+        sequence_id,
+        step_id,
+        exc,
+    )
+
+
+def _log_outcome(rt: Runtime, sequence_id: str, step_id: str, outcome: str, detail: str) -> None:
+    rt.store.log_send(
+        {
+            "sequence": sequence_id,
+            "step": step_id,
+            "transport": rt.transport.name,
+            "outcome": outcome,
+            "detail": detail[:300],
+            "at": repr(time.time()),
+        }
+    )

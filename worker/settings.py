@@ -51,6 +51,23 @@ class Settings:
     outbox_dir: Path = PROJECT_ROOT / "var" / "outbox"
     smtp_url: str = "smtp://localhost:25"
     smtp_timeout: float = 10.0
+    # HTTP API transports (postmark, mailgun, sendgrid): seconds, never unbounded.
+    mail_connect_timeout: float = 5.0
+    mail_read_timeout: float = 20.0
+    postmark_token: str = ""
+    postmark_api_base: str = "https://api.postmarkapp.com"
+    postmark_transactional_stream: str = "outbound"
+    postmark_marketing_stream: str = "broadcast"
+    mailgun_api_key: str = ""
+    mailgun_domain: str = ""
+    mailgun_region: str = "us"  # us | eu
+    mailgun_api_base: str = ""  # empty: the region's API host
+    sendgrid_api_key: str = ""
+    sendgrid_api_base: str = "https://api.sendgrid.com"
+    # Bounce and complaint webhooks: each is disabled (404) while its secret is empty.
+    postmark_webhook_key: str = ""
+    mailgun_webhook_signing_key: str = ""
+    sendgrid_webhook_public_key: str = ""
 
     # Files
     templates_dir: Path = PROJECT_ROOT / "email_templates"

@@ -13,6 +13,8 @@ Layout (all under the `farewell:` prefix):
     sendlog                    stream of sends (capped at SENDLOG_MAXLEN)
     suppressed                 hash address-hash -> JSON {reason, at, hint}: never mail these
     ping:{source}              hash: the last activation ping (at, detail), for operators
+    mail:last_error            JSON {transport, stream, error, at, sequence, step}: the last
+                               configuration error of the mail transport, for /healthz
 
 The web side writes only `dedupe`, `event` and `pending` (in one Lua call), and `ping`; the
 worker owns the rest.
@@ -47,6 +49,7 @@ def event_key(event_id: str) -> str:
 PENDING_KEY = f"{PREFIX}pending"
 SENDLOG_KEY = f"{PREFIX}sendlog"
 SUPPRESSED_KEY = f"{PREFIX}suppressed"
+LAST_SEND_ERROR_KEY = f"{PREFIX}mail:last_error"
 
 
 def member_hash_key(key: str) -> str:
@@ -266,6 +269,23 @@ class Store:
 
     def send_log(self, count: int = 100) -> list[dict[str, str]]:
         return [fields for _id, fields in self.redis.xrevrange(SENDLOG_KEY, count=count)]
+
+    def record_send_error(self, entry: Mapping[str, str]) -> None:
+        """Remember a configuration error (bad key, unverified sender) until mail works."""
+        self.redis.set(LAST_SEND_ERROR_KEY, json.dumps(dict(entry)))
+
+    def last_send_error(self) -> dict[str, str] | None:
+        raw = self.redis.get(LAST_SEND_ERROR_KEY)
+        return json.loads(raw) if raw else None
+
+    def clear_send_error(self, stream: str | None = None) -> None:
+        """Forget the error; with `stream`, only if it was about that stream (a success on
+        transactional mail says nothing about a missing marketing stream)."""
+        if stream is not None:
+            current = self.last_send_error()
+            if current is None or current.get("stream", stream) != stream:
+                return
+        self.redis.delete(LAST_SEND_ERROR_KEY)
 
     # --- suppression -------------------------------------------------------------------
     # Keyed by a hash of the address, so an erased member stays unsubscribed without us
