@@ -264,6 +264,12 @@ def test_a_cancellation_looks_the_customer_up_and_sends_one_feedback_request(
     assert "Ana" in message.get_body(preferencelist=("plain",)).get_content()
     assert api.requests == [("/v1/customers/cus_PqR5tUv", f"Bearer {STRIPE_API_KEY}")]
     assert runtime.store.load_sequence(event_id).locale == "pt_BR"  # preferred_locales
+    recorded = runtime.store.load_event(event_id).member
+    assert (recorded.email, recorded.first_name, recorded.last_name) == (
+        "ana.costa@example.com",
+        "Ana",
+        "Costa",
+    )
 
 
 def test_period_end_cancellation_then_deletion_sends_one_email(post_source, work, outbox, api):

@@ -141,6 +141,10 @@ class Store:
         raw = self.redis.get(event_key(event_id))
         return Event.from_dict(json.loads(raw)) if raw else None
 
+    def update_event(self, event: Event) -> None:
+        """Replace a recorded event with what the worker learned (Stripe: the member)."""
+        self.redis.set(event_key(event.event_id), json.dumps(event.to_dict()), ex=EVENT_TTL)
+
     def finish_event(self, event_id: str) -> None:
         self.redis.zrem(PENDING_KEY, event_id)
 

@@ -165,6 +165,7 @@ def prepare_event(event: Event, client: StripeClient, store: Store) -> Event | N
         log.warning("event %s: Stripe customer has no email, nothing to do", event.event_id)
         return None
     event = replace(event, member=member)
+    store.update_event(event)  # whoever reads the event record later sees the member
     feedback = feedback_for(event)
     # Saved before the sequence is planned, so its feedback step sees the answer. A
     # member's own later answer on our page is never overwritten by a retried job.
