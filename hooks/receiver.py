@@ -13,7 +13,7 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
-from .services import get_services
+from .services import Services, get_services
 from .sources import SOURCES, AuthError, Ignored, PayloadError
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def receive(source: str) -> ResponseReturnValue:
     return jsonify(status="queued", event_id=event_id), 202
 
 
-def _record_ping(services, source: str, detail: str) -> None:
+def _record_ping(services: Services, source: str, detail: str) -> None:
     """A ping carries nothing to act on; remember it for the operator, best effort."""
     log.info("hooks/%s: ping (%s)", source, detail)
     try:
