@@ -91,7 +91,12 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
 
 @pytest.fixture
 def app(settings: Settings, runtime: Runtime):
-    return create_app({"TESTING": True, "SETTINGS": settings})
+    app = create_app({"TESTING": True, "SETTINGS": settings})
+    yield app
+    # Close the app's Redis clients now, not whenever GC finds them (ResourceWarning).
+    services = app.extensions["farewell"]
+    services.store.redis.close()
+    services.queue.connection.close()
 
 
 @pytest.fixture
