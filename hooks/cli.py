@@ -54,5 +54,8 @@ def jobs_retry_failed() -> None:
 
 
 def init_app(app: Flask) -> None:
+    from . import cli_seq
+
     app.cli.add_command(spool_cli)
     app.cli.add_command(jobs_cli)
+    cli_seq.init_app(app)

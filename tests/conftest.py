@@ -22,7 +22,12 @@ from tests.source_secrets import SOURCE_SETTINGS
 from worker.runtime import Runtime, set_runtime
 from worker.settings import Settings
 
-pytest_plugins = ["tests.browser", "tests.fixtures_providers", "tests.fixtures_sources"]
+pytest_plugins = [
+    "tests.browser",
+    "tests.fixtures_providers",
+    "tests.fixtures_seq",
+    "tests.fixtures_sources",
+]
 
 MEMBERPRESS_KEY = "mp-test-key-4f1c9a"
 SECRET_KEY = "test-secret-key-0123456789abcdef"

@@ -5,6 +5,7 @@ bodies), scriptable to fail, plus fixtures that point a worker runtime at it."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -304,11 +305,13 @@ def run_jobs(rt: Runtime) -> None:
     )
 
 
-def release_scheduled(rt: Runtime) -> list[str]:
-    """Time passes: every scheduled job (a retry waiting out its delay) becomes due now."""
+def release_scheduled(rt: Runtime, within: float = 2 * 3600) -> list[str]:
+    """Time passes by up to the longest retry wait: every job scheduled within `within`
+    seconds (a retry waiting out its delay) becomes due now. Playbook steps planned days
+    ahead, like the win-back, stay scheduled."""
     queue = rt.queue
     registry = queue.scheduled_job_registry
-    ids = registry.get_job_ids()
+    ids = list(registry.get_jobs_to_schedule(int(time.time() + within), chunk_size=10_000))
     for job_id in ids:
         job = Job.fetch(job_id, connection=queue.connection, serializer=queue.serializer)
         registry.remove(job)

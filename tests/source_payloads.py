@@ -3,7 +3,17 @@ shaped as each sender builds them (many fields we do not read are kept on purpos
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+
+
+def now_iso() -> str:
+    """Event times default to now: the sequence plans its steps from the event's own time."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def now_unix() -> int:
+    return int(datetime.now(UTC).timestamp())
 
 
 def woocommerce(
@@ -16,10 +26,12 @@ def woocommerce(
     customer_id: int = 12,
     product_id: int = 77,
     product_name: str = "Gold Club (monthly)",
-    end_date_gmt: str = "2024-06-01T10:00:00",
+    end_date_gmt: str = "2030-06-01T10:00:00",
+    modified_gmt: str | None = None,
     meta: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A subscription as WooCommerce Subscriptions' REST API v3 renders it in a webhook."""
+    modified_gmt = modified_gmt or now_iso()
     return {
         "id": subscription_id,
         "parent_id": subscription_id - 1,
@@ -29,8 +41,8 @@ def woocommerce(
         "prices_include_tax": False,
         "date_created": "2024-01-01T11:00:00",
         "date_created_gmt": "2024-01-01T10:00:00",
-        "date_modified": "2024-05-02T11:30:00",
-        "date_modified_gmt": "2024-05-02T10:30:00",
+        "date_modified": modified_gmt,
+        "date_modified_gmt": modified_gmt,
         "customer_id": customer_id,
         "discount_total": "0.00",
         "total": "20.00",
@@ -72,7 +84,7 @@ def woocommerce(
         "trial_end_date_gmt": "",
         "next_payment_date_gmt": "",
         "last_payment_date_gmt": "2024-05-01T10:00:00",
-        "cancelled_date_gmt": "2024-05-02T10:30:00",
+        "cancelled_date_gmt": modified_gmt if "cancel" in status else "",
         "end_date_gmt": end_date_gmt,
         "resubscribed_from": "",
         "resubscribed_subscription": "",
@@ -131,7 +143,7 @@ def stripe_subscription(
     comment: str | None = None,
 ) -> dict[str, Any]:
     """A Billing subscription object (API version 2025-03-31 and later: periods on items)."""
-    period_end = 1717236000
+    period_end = 1906538400  # 2030-06-01T10:00:00Z
     return {
         "id": subscription_id,
         "object": "subscription",
@@ -182,7 +194,7 @@ def stripe_event(
     subscription: dict[str, Any],
     *,
     event_id: str = "evt_1PxyzABC",
-    created: int = 1714644600,
+    created: int | None = None,
     previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     data: dict[str, Any] = {"object": subscription}
@@ -192,7 +204,7 @@ def stripe_event(
         "id": event_id,
         "object": "event",
         "api_version": "2025-03-31.basil",
-        "created": created,
+        "created": created if created is not None else now_unix(),
         "data": data,
         "livemode": False,
         "pending_webhooks": 1,
@@ -229,7 +241,8 @@ def standard(
     subscription_id: str = "rcp-91",
     status: str = "cancelled",
     locale: str = "en_US",
-    access_ends_at: str | None = "2024-06-01T00:00:00Z",
+    access_ends_at: str | None = "2030-06-01T00:00:00Z",
+    timestamp: str | None = None,
 ) -> dict[str, Any]:
     """Our documented Standard Webhooks body (docs/standard-webhooks.md)."""
     data: dict[str, Any] = {
@@ -246,4 +259,4 @@ def standard(
     }
     if access_ends_at:
         data["access_ends_at"] = access_ends_at
-    return {"type": event_type, "timestamp": "2024-05-02T10:30:00Z", "data": data}
+    return {"type": event_type, "timestamp": timestamp or now_iso() + "Z", "data": data}

@@ -104,6 +104,18 @@ def test_replay_of_the_same_push_is_a_duplicate(post_source, work, outbox):
     assert len(outbox()) == 1
 
 
+def test_getting_a_level_again_stops_the_follow_up(post_source, clock, outbox, runtime):
+    seq_id = json_of(post_source.pmpro(source_payloads.pmpro_cancelled()))["event_id"]
+    clock.advance(seconds=0)
+    assert clock.scheduled() == [f"step-{seq_id}-winback"]
+    assert post_source.pmpro(source_payloads.pmpro_level()).status_code == 202
+    clock.advance(seconds=0)
+    assert clock.scheduled() == []
+    assert runtime.store.load_sequence(seq_id).outcome == "came_back"
+    clock.advance(days=30)
+    assert len(outbox()) == 1
+
+
 def test_a_comeback_is_recorded(post_source, work, runtime):
     response = post_source.pmpro(source_payloads.pmpro_level())
     assert response.status_code == 202

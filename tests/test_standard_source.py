@@ -99,7 +99,7 @@ def test_an_unpadded_secret_is_accepted_like_the_official_library_does():
 
 
 def test_membership_cancelled_is_a_cancellation_with_every_field():
-    event = parse(sp.standard())
+    event = parse(sp.standard(timestamp="2024-05-02T10:30:00Z"))
     assert isinstance(event, Event)
     assert event.source == "standard"
     assert event.kind is EventKind.CANCELLED
@@ -114,7 +114,7 @@ def test_membership_cancelled_is_a_cancellation_with_every_field():
     assert (event.membership.id, event.membership.title) == ("3", "Premium")
     assert event.subscription_id == "rcp-91"
     assert event.occurred_at == datetime(2024, 5, 2, 10, 30, tzinfo=UTC)
-    assert event.access_ends_at == datetime(2024, 6, 1, tzinfo=UTC)
+    assert event.access_ends_at == datetime(2030, 6, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -195,6 +195,20 @@ def test_a_retry_with_a_new_message_id_is_still_a_duplicate(post_source, work, o
     assert first.status_code == 202
     assert json_of(again) == {"status": "duplicate", "event_id": json_of(first)["event_id"]}
     work()
+    assert len(outbox()) == 1
+
+
+def test_a_reactivation_stops_the_follow_up(post_source, clock, outbox, runtime):
+    seq_id = json_of(post_source.standard(sp.standard()))["event_id"]
+    clock.advance(seconds=0)
+    assert clock.scheduled() == [f"step-{seq_id}-winback"]
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
+    back = sp.standard("membership.reactivated", status="active", timestamp=later)
+    assert post_source.standard(back).status_code == 202
+    clock.advance(seconds=0)
+    assert clock.scheduled() == []
+    assert runtime.store.load_sequence(seq_id).outcome == "came_back"
+    clock.advance(days=30)
     assert len(outbox()) == 1
 
 

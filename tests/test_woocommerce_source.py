@@ -4,7 +4,7 @@ pending-cancel + cancelled, and the email at the end of it."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -24,7 +24,10 @@ def parse(payload, topic="subscription.updated") -> Event | Ignored:
 
 
 def test_pending_cancel_is_a_cancellation_with_billing_details_and_access_end():
-    event = parse(source_payloads.woocommerce(status="pending-cancel"))
+    payload = source_payloads.woocommerce(
+        status="pending-cancel", modified_gmt="2024-05-02T10:30:00"
+    )
+    event = parse(payload)
     assert isinstance(event, Event)
     assert event.source == "woocommerce"
     assert event.kind is EventKind.CANCELLED
@@ -37,13 +40,17 @@ def test_pending_cancel_is_a_cancellation_with_billing_details_and_access_end():
     assert (event.membership.id, event.membership.title) == ("77", "Gold Club (monthly)")
     assert event.subscription_id == "4711"
     assert event.occurred_at == datetime(2024, 5, 2, 10, 30, tzinfo=UTC)
-    assert event.access_ends_at == datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
+    assert event.access_ends_at == datetime(2030, 6, 1, 10, 0, tzinfo=UTC)
+    assert event.status == "cancelled@2024-05-02T10:30:00"  # the cancelled date
     assert event.raw["payment_method"] == "stripe"
 
 
 def test_pending_cancel_and_cancelled_are_one_cancellation():
     pending = parse(source_payloads.woocommerce(status="pending-cancel"))
-    cancelled = parse(source_payloads.woocommerce(status="cancelled"))
+    # Weeks later: modified again, the cancelled date WooCommerce stamped at pending-cancel kept.
+    final = source_payloads.woocommerce(status="cancelled", modified_gmt="2030-06-01T10:00:02")
+    final["cancelled_date_gmt"] = pending.raw["cancelled_date_gmt"]
+    cancelled = parse(final)
     assert cancelled.kind is EventKind.CANCELLED
     assert pending.event_id == cancelled.event_id
 
@@ -69,9 +76,14 @@ def test_api_v1_dates_without_the_gmt_suffix_are_read_too():
     for name in ("cancelled_date", "end_date", "date_modified"):
         payload[name] = payload.pop(f"{name}_gmt")
     v1 = parse(payload)
-    v3 = parse(source_payloads.woocommerce(status="pending-cancel"))
+    v3 = parse(
+        {
+            **source_payloads.woocommerce(status="pending-cancel"),
+            **{"cancelled_date_gmt": payload["cancelled_date"]},
+        }
+    )
     assert v1.event_id == v3.event_id
-    assert v1.access_ends_at == datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
+    assert v1.access_ends_at == datetime(2030, 6, 1, 10, 0, tzinfo=UTC)
 
 
 def test_another_subscription_is_another_cancellation():
@@ -163,16 +175,35 @@ def test_a_cancellation_sends_one_feedback_request(post_source, work, outbox):
 def test_repeated_updates_and_the_later_cancelled_status_send_nothing_more(
     post_source, work, outbox
 ):
-    first = post_source.woocommerce(source_payloads.woocommerce(status="pending-cancel"))
+    pending = source_payloads.woocommerce(status="pending-cancel")
+    first = post_source.woocommerce(pending)
     # WooCommerce fires the same update again with a new delivery id...
-    again = post_source.woocommerce(source_payloads.woocommerce(status="pending-cancel"))
-    # ...and weeks later the subscription moves on to cancelled.
-    final = post_source.woocommerce(source_payloads.woocommerce(status="cancelled"))
+    again = post_source.woocommerce(pending)
+    # ...and weeks later the subscription moves on to cancelled, keeping its cancelled date.
+    ended = {**pending, "status": "cancelled", "date_modified_gmt": "2030-06-01T10:00:02"}
+    final = post_source.woocommerce(ended)
     assert first.status_code == 202
     assert json_of(again) == {"status": "duplicate", "event_id": json_of(first)["event_id"]}
     assert json_of(final)["status"] == "duplicate"
     work()
     assert len(outbox()) == 1
+
+
+def test_a_reactivation_stops_the_follow_up_and_cancels_the_win_back(
+    post_source, clock, outbox, runtime
+):
+    cancel = post_source.woocommerce(source_payloads.woocommerce(status="pending-cancel"))
+    seq_id = json_of(cancel)["event_id"]
+    clock.advance(seconds=0)
+    assert clock.scheduled() == [f"step-{seq_id}-winback"]
+    later = (datetime.now(UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S")
+    back = source_payloads.woocommerce(status="active", modified_gmt=later)
+    assert post_source.woocommerce(back).status_code == 202
+    clock.advance(seconds=0)
+    assert clock.scheduled() == []
+    assert runtime.store.load_sequence(seq_id).outcome == "came_back"
+    clock.advance(days=30)
+    assert len(outbox()) == 1  # the feedback request only
 
 
 def test_a_comeback_is_recorded_for_the_member(post_source, work, runtime):

@@ -10,13 +10,15 @@ from datetime import timedelta
 from rq import Retry
 from rq.job import get_current_job
 
+from . import sequences
 from .compose import compose
 from .events import Event, EventKind, utcnow
+from .incentives import resolve_offer
 from .mail.errors import MailConfigError, RecipientRejected, TransientMailError
 from .privacy import mask_email
 from .queues import SEND_TRANSIENT_MAX, schedule_step, send_retry
 from .runtime import Runtime, runtime
-from .store import Sequence
+from .store import CAP_REACHED, Sequence
 from .stripe_api import prepare_event
 
 log = logging.getLogger(__name__)
@@ -36,14 +38,12 @@ def handle_event(event_id: str) -> str:
     if event is None:
         rt.store.finish_event(event_id)
         return "no member to write to"
+    rt.store.index_member_event(event.member.key, event_id)
     if event.kind is not EventKind.ERASED:
         rt.store.save_member(
             event.member, last_event=event.kind.value, last_event_at=event.occurred_at.isoformat()
         )
-    if event.kind is EventKind.CANCELLED:
-        outcome = start_sequence(event)
-    else:
-        outcome = f"recorded {event.kind.value}"
+    outcome = act_on(event)
     rt.store.finish_event(event_id)
     log.info(
         "event %s (%s %s, %s): %s",
@@ -56,9 +56,42 @@ def handle_event(event_id: str) -> str:
     return outcome
 
 
+def act_on(event: Event) -> str:
+    """What each kind of event does, whatever source sent it."""
+    rt = runtime()
+    key = event.member.key
+    subscription = event.subscription_id or (event.membership.id if event.membership else "")
+    kind = event.kind
+    if kind is EventKind.CANCELLED:
+        rt.store.set_paused(key, subscription, False)
+        return start_sequence(event)
+    if kind.is_comeback:
+        rt.store.set_paused(key, subscription, False)
+        rt.store.save_member(event.member, came_back_at=repr(event.occurred_at.timestamp()))
+        stopped = sequences.record_comeback(
+            rt.store, rt.queue, key, event.occurred_at.timestamp(), rt.settings.won_back_days
+        )
+        if not stopped:
+            return f"recorded {kind.value} (no active sequence)"
+        return "comeback: " + ", ".join(
+            f"{s.sequence_id} {s.outcome} ({s.cancelled_jobs} pending step(s) cancelled)"
+            for s in stopped
+        )
+    if kind is EventKind.PAUSED:
+        # Win-backs that come due while paused are dropped at send time (see README).
+        rt.store.set_paused(key, subscription, True)
+    elif kind is EventKind.EXPIRED:
+        rt.store.set_paused(key, subscription, False)
+    elif kind is EventKind.ERASED:
+        cancelled, deleted = sequences.erase_member(rt.store, rt.queue, key)
+        return f"erased ({deleted} key(s) deleted, {cancelled} pending step(s) cancelled)"
+    return f"recorded {kind.value}"
+
+
 def start_sequence(event: Event) -> str:
     """Plan the playbook's steps for a cancellation. Safe to run again: the sequence is
-    created once and every step job has a deterministic id."""
+    created once and every step job has a deterministic id. One sequence per member per
+    cooldown, whatever the playbook says."""
     rt = runtime()
     membership_id = event.membership.id if event.membership else ""
     seq = Sequence(
@@ -71,10 +104,23 @@ def start_sequence(event: Event) -> str:
         started_at=event.occurred_at.timestamp(),
         access_ends_at=event.access_ends_at.isoformat() if event.access_ends_at else "",
     )
-    created = rt.store.create_sequence(seq)
+    came_back = rt.store.member_field(seq.member_key, "came_back_at")
+    if came_back and float(came_back) > seq.started_at:
+        # Sources may deliver out of order (Stripe does): the comeback was handled first.
+        return "no new sequence: the member came back after this cancellation"
+    steps = rt.playbook.steps_for(membership_id)
+    cooldown = rt.settings.sequence_cooldown_days * 24 * 3600
+    holder = rt.store.claim_cooldown(seq.member_key, seq.id, cooldown)
+    if holder is not None:
+        return f"no new sequence: member is in the cooldown of sequence {holder}"
+    created = rt.store.create_sequence(seq, {s.id: s.stream for s in steps})
+    if not created:
+        existing = rt.store.load_sequence(seq.id)
+        if existing is None or existing.status != "active":
+            return "sequence exists (stopped), nothing planned"
     planned = 0
     now = utcnow()
-    for step in rt.playbook.steps_for(membership_id):
+    for step in steps:
         delay = max(event.occurred_at + step.delay - now, timedelta(0))
         planned += schedule_step(rt.queue, seq.id, step.id, delay)
     return f"sequence {'started' if created else 'exists'}, {planned} step(s) planned"
@@ -96,14 +142,34 @@ def send_step(sequence_id: str, step_id: str) -> str | Retry:
         return _skip(sequence_id, step_id, "step no longer in the playbook")
     if rt.store.is_suppressed(member.email):
         return _skip(sequence_id, step_id, "address suppressed")
-    if step.template == FEEDBACK_TEMPLATE and rt.store.load_feedback(sequence_id):
-        return _skip(sequence_id, step_id, "member already told us why")
+    feedback = rt.store.load_feedback(sequence_id)
+    reason = sequences.skip_reason(step, feedback, rt.store.is_paused(seq.member_key))
+    if reason is None and step.template == FEEDBACK_TEMPLATE and feedback and feedback.reason:
+        reason = "member already told us why"  # e.g. in Stripe's cancellation flow
+    if reason is not None:
+        return _skip(sequence_id, step_id, reason)
 
-    existing = rt.store.claim_send(sequence_id, step_id)
+    cap = rt.settings.max_emails_per_sequence
+    existing = rt.store.claim_send(sequence_id, step_id, cap)
+    if existing == CAP_REACHED:
+        return _skip(sequence_id, step_id, f"at most {cap} emails per sequence")
     if existing is not None:
         return _skip(sequence_id, step_id, f"already claimed ({existing})")
+    incentive = rt.playbook.incentive_for(seq.membership_id, step)
     try:
-        email = compose(rt.settings, rt.renderer, seq, member, step, rt.reasons)
+        offer = resolve_offer(
+            rt.store, incentive, seq.member_key, seq.locale, rt.settings.default_locale
+        )
+    except Exception:  # e.g. the pool file vanished: nothing was sent, let a retry send
+        rt.store.release_send(sequence_id, step_id)
+        raise
+    if offer.skip_step:
+        rt.store.release_send(sequence_id, step_id)
+        return _skip(sequence_id, step_id, f"incentive {incentive.name} exhausted (skip_step)")
+    given = feedback is not None and bool(feedback.reason or feedback.comment)
+    extra = {"offer": offer, "feedback_given": given}
+    try:
+        email = compose(rt.settings, rt.renderer, seq, member, step, rt.reasons, **extra)
         message_id = rt.transport.send(email)
     except TransientMailError as exc:
         return _transient(rt, sequence_id, step_id, exc)
@@ -118,6 +184,8 @@ def send_step(sequence_id: str, step_id: str) -> str | Retry:
         raise
     rt.store.mark_sent(sequence_id, step_id, message_id)
     rt.store.clear_send_error(step.stream)
+    if step.stream == "marketing":
+        rt.store.note_marketing_sent(sequence_id, time.time())
     rt.store.log_send(
         {
             "sequence": sequence_id,

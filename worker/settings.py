@@ -20,6 +20,11 @@ DEFAULT_DEDUPE_TTL = 7 * 24 * 3600
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_QUEUE = "farewell"
 SUPPORTED_LOCALES = ("en", "pt_BR")
+# Guardrails no playbook can switch off: one sequence per member per cooldown, at most this
+# many emails per sequence; a comeback this soon after a win-back email counts as won back.
+DEFAULT_SEQUENCE_COOLDOWN_DAYS = 180
+DEFAULT_MAX_EMAILS_PER_SEQUENCE = 3
+DEFAULT_WON_BACK_DAYS = 30
 
 
 class SettingsError(ValueError):
@@ -81,6 +86,11 @@ class Settings:
 
     admin_password: str = ""
 
+    # Sequences (guardrails)
+    sequence_cooldown_days: int = DEFAULT_SEQUENCE_COOLDOWN_DAYS
+    max_emails_per_sequence: int = DEFAULT_MAX_EMAILS_PER_SEQUENCE
+    won_back_days: int = DEFAULT_WON_BACK_DAYS
+
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -117,6 +127,9 @@ class Settings:
             )
         if self.standard_secret and not _is_whsec(self.standard_secret):
             raise SettingsError("FAREWELL_STANDARD_SECRET must look like whsec_<base64>")
+        for name in ("sequence_cooldown_days", "max_emails_per_sequence", "won_back_days"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"FAREWELL_{name.upper()} must be 1 or more")
 
     def require_secret_key(self) -> str:
         if len(self.secret_key) < 16:
