@@ -162,9 +162,10 @@ def test_undoing_a_period_end_cancellation_is_a_comeback():
     [
         ("customer.subscription.created", EventKind.REACTIVATED),
         ("customer.subscription.resumed", EventKind.RESUMED),
+        ("customer.subscription.paused", EventKind.PAUSED),
     ],
 )
-def test_created_and_resumed_are_comebacks(event_type, kind):
+def test_created_resumed_and_paused_are_parsed_into_their_kinds(event_type, kind):
     event = parse(sp.stripe_event(event_type, sp.stripe_subscription(), created=1714644600))
     assert event.kind is kind
     assert event.status == "active@1714644600"  # the event's creation time
@@ -187,7 +188,7 @@ def test_a_second_undo_is_a_new_comeback_and_a_redelivery_is_not():
     "payload",
     [
         sp.stripe_event("customer.subscription.updated", sp.stripe_subscription(), previous={}),
-        sp.stripe_event("customer.subscription.paused", sp.stripe_subscription()),
+        sp.stripe_event("customer.subscription.trial_will_end", sp.stripe_subscription()),
         {"id": "evt_1", "type": "invoice.paid", "created": 1, "data": {"object": {}}},
     ],
 )

@@ -41,9 +41,11 @@ SIGNATURE_HEADER = "Stripe-Signature"
 TOLERANCE = 300  # seconds, as Stripe's own libraries
 CANCELLED_NAME = "subscription.cancelled"  # ours: either Stripe event that announces it
 
-COMEBACKS = {
+# Single Stripe events with a fixed meaning (besides the cancellation pair above).
+OTHER_KINDS = {
     "customer.subscription.created": EventKind.REACTIVATED,
     "customer.subscription.resumed": EventKind.RESUMED,
+    "customer.subscription.paused": EventKind.PAUSED,
 }
 
 
@@ -109,8 +111,8 @@ def parse(body: bytes, headers: Mapping[str, str] | None = None) -> Event | Igno
         ends = ends or parse_unix(_current_period_end(sub))
     elif name == "customer.subscription.updated" and _undid_cancellation(data):
         kind, event_name, status, ends = EventKind.RESUMED, name, "uncanceled", None
-    elif name in COMEBACKS:
-        kind, event_name, ends = COMEBACKS[name], name, None
+    elif name in OTHER_KINDS:
+        kind, event_name, ends = OTHER_KINDS[name], name, None
         status = get_text(sub, "status", "data.object.status")
     else:
         return Ignored(f"{name} without a cancellation or comeback is not one Farewell acts on")
@@ -120,8 +122,8 @@ def parse(body: bytes, headers: Mapping[str, str] | None = None) -> Event | Igno
     if created is None:
         raise PayloadError("created must be a Unix timestamp")
     if kind is not EventKind.CANCELLED:
-        # A comeback is one Stripe event: its creation time (kept across Stripe's retries)
-        # tells a second undo or resume from a redelivery of the first.
+        # These are single Stripe events: the creation time (kept across Stripe's retries)
+        # tells a second undo, pause or resume from a redelivery of the first.
         status = f"{status}@{payload['created']}"
     return Event(
         source="stripe",
