@@ -13,7 +13,7 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
-from .services import get_services
+from .services import Services, get_services
 from .sources import SOURCES, AuthError, Ignored, PayloadError
 
 log = logging.getLogger(__name__)
@@ -34,13 +34,18 @@ def receive(source: str) -> ResponseReturnValue:
         return _error(404, f"no enabled source named {source!r}")
 
     body = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH
+    ping = getattr(module, "ping", None)  # optional: an unsigned "are you there?" delivery
+    detail = ping(request, body) if ping else None
+    if detail is not None:
+        _record_ping(services, source, detail)
+        return jsonify(status="ping"), 200
     try:
         module.authenticate(request, secret)
     except AuthError as exc:
         log.info("hooks/%s: rejected credentials (%s)", source, exc)
         return _error(401, f"authentication failed: {exc}")
     try:
-        result = module.parse(body)
+        result = module.parse(body, request.headers)
     except PayloadError as exc:
         return _error(400, str(exc))
 
@@ -62,3 +67,12 @@ def receive(source: str) -> ResponseReturnValue:
     if outcome.value == "duplicate":
         return jsonify(status="duplicate", event_id=event_id), 200
     return jsonify(status="queued", event_id=event_id), 202
+
+
+def _record_ping(services: Services, source: str, detail: str) -> None:
+    """A ping carries nothing to act on; remember it for the operator, best effort."""
+    log.info("hooks/%s: ping (%s)", source, detail)
+    try:
+        services.store.record_ping(source, detail)
+    except RedisError as exc:
+        log.warning("hooks/%s: ping not recorded, Redis unavailable (%s)", source, exc)

@@ -18,6 +18,7 @@ from rq import SimpleWorker
 from devstack.redis_server import RedisServer, free_port
 from hooks import create_app
 from tests import payloads
+from tests.source_secrets import SOURCE_SETTINGS
 from worker.runtime import Runtime, set_runtime
 from worker.settings import Settings
 
@@ -27,6 +28,7 @@ pytest_plugins = [
     "tests.fixtures_seq",
     "tests.fixtures_templates",
     "tests.fixtures_insights",
+    "tests.fixtures_sources",
 ]
 
 MEMBERPRESS_KEY = "mp-test-key-4f1c9a"
@@ -78,6 +80,7 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
         outbox_dir=tmp_path / "outbox",
         spool_dir=tmp_path / "spool",
         spool_replay_interval=0,
+        **SOURCE_SETTINGS,
     )
 
 
@@ -95,7 +98,12 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
 
 @pytest.fixture
 def app(settings: Settings, runtime: Runtime):
-    return create_app({"TESTING": True, "SETTINGS": settings})
+    app = create_app({"TESTING": True, "SETTINGS": settings})
+    yield app
+    # Close the app's Redis clients now, not whenever GC finds them (ResourceWarning).
+    services = app.extensions["farewell"]
+    services.store.redis.close()
+    services.queue.connection.close()
 
 
 @pytest.fixture

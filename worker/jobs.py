@@ -20,8 +20,10 @@ from .privacy import mask_email
 from .queues import SEND_TRANSIENT_MAX, schedule_step, send_retry
 from .runtime import Runtime, runtime
 from .store import CAP_REACHED, Sequence
+from .stripe_api import prepare_event
 
 log = logging.getLogger(__name__)
+FEEDBACK_TEMPLATE = "feedback_request"  # the step that asks why; skipped once we know
 
 
 def handle_event(event_id: str) -> str:
@@ -32,6 +34,11 @@ def handle_event(event_id: str) -> str:
         log.warning("event %s: record gone (expired or erased), nothing to do", event_id)
         rt.store.finish_event(event_id)
         return "missing"
+    if event.source == "stripe":  # Stripe events carry a customer id, not an email
+        event = prepare_event(event, rt.stripe, rt.store)
+    if event is None:
+        rt.store.finish_event(event_id)
+        return "no member to write to"
     rt.store.index_member_event(event.member.key, event_id)
     if event.kind is not EventKind.ERASED:
         rt.store.save_member(
@@ -139,6 +146,8 @@ def send_step(sequence_id: str, step_id: str) -> str | Retry:
         return _skip(sequence_id, step_id, "address suppressed")
     feedback = rt.store.load_feedback(sequence_id)
     reason = sequences.skip_reason(step, feedback, rt.store.is_paused(seq.member_key))
+    if reason is None and step.template == FEEDBACK_TEMPLATE and feedback and feedback.reason:
+        reason = "member already told us why"  # e.g. in Stripe's cancellation flow
     if reason is not None:
         return _skip(sequence_id, step_id, reason)
 

@@ -18,6 +18,7 @@ from .reasons import Reason, load_reasons
 from .render import Renderer
 from .settings import Settings
 from .store import Store, connect
+from .stripe_api import StripeClient
 
 
 @dataclass
@@ -51,6 +52,10 @@ class Runtime:
     @cached_property
     def transport(self) -> Transport:
         return get_transport(self.settings)
+
+    @cached_property
+    def stripe(self) -> StripeClient:
+        return StripeClient(self.settings)
 
 
 _current: Runtime | None = None

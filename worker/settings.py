@@ -6,6 +6,7 @@ that `make run` works on a fresh machine; production sets the secrets.
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -41,6 +42,13 @@ class Settings:
 
     # Sources: a source whose secret is empty is disabled (404), never open.
     memberpress_key: str = ""
+    woocommerce_secret: str = ""
+    pmpro_key: str = ""
+    stripe_secret: str = ""  # the endpoint's signing secret, whsec_...
+    stripe_api_key: str = ""  # a restricted key that can read customers
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_timeout: float = 10.0
+    standard_secret: str = ""  # whsec_<base64>
 
     # Mail
     mail_transport: str = "outbox"
@@ -116,6 +124,13 @@ class Settings:
             raise SettingsError("FAREWELL_BASE_URL must start with https:// (or http:// locally)")
         if self.max_body_bytes <= 0:
             raise SettingsError("FAREWELL_MAX_BODY_BYTES must be positive")
+        if self.stripe_secret and not self.stripe_api_key:
+            raise SettingsError(
+                "FAREWELL_STRIPE_API_KEY is required when FAREWELL_STRIPE_SECRET is set: "
+                "Stripe events carry only a customer id, and the worker looks up the email"
+            )
+        if self.standard_secret and not _is_whsec(self.standard_secret):
+            raise SettingsError("FAREWELL_STANDARD_SECRET must look like whsec_<base64>")
         for name in ("sequence_cooldown_days", "max_emails_per_sequence", "won_back_days"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"FAREWELL_{name.upper()} must be 1 or more")
@@ -130,6 +145,14 @@ class Settings:
                 "print(secrets.token_urlsafe(32))'"
             )
         return self.secret_key
+
+
+def _is_whsec(secret: str) -> bool:
+    try:
+        key = secret.removeprefix("whsec_")
+        return bool(base64.b64decode(key + "=" * (-len(key) % 4), validate=True))
+    except ValueError:
+        return False
 
 
 def _coerce(var: str, raw: str, annotation: object) -> object:

@@ -16,6 +16,7 @@ Layout (all under the `farewell:` prefix):
     cancellation:{event_id}    hash: member_key, membership, source, sequence id, time
     cancellations:memberships  hash membership id -> latest title (the dashboard's filter)
     cancellations:membership:{id}  zset event_id -> occurred_at, one membership's records
+    ping:{source}              hash: the last activation ping (at, detail), for operators
     mail:last_error            JSON {transport, stream, error, at, sequence, step}: the last
                                configuration error of the mail transport, for /healthz
 
@@ -34,7 +35,7 @@ Sequences (follow-ups) add:
 
 The web side writes `dedupe`, `event` and `pending` (in one Lua call), plus `suppressed`
 (unsubscribe page, the survey's "don't email me", `suppress` commands), `feedback` (survey
-page) and sequence stops (`member resume`); the worker owns the rest.
+page), sequence stops (`member resume`) and `ping`; the worker owns the rest.
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ def sequence_key(sequence_id: str) -> str:
 
 def feedback_key(sequence_id: str) -> str:
     return f"{PREFIX}feedback:{sequence_id}"
+
+
+def ping_key(source: str) -> str:
+    return f"{PREFIX}ping:{source}"
 
 
 def send_claim_key(sequence_id: str, step: str) -> str:
@@ -237,12 +242,23 @@ class Store:
         raw = self.redis.get(event_key(event_id))
         return Event.from_dict(json.loads(raw)) if raw else None
 
+    def update_event(self, event: Event) -> None:
+        """Replace a recorded event with what the worker learned (Stripe: the member)."""
+        self.redis.set(event_key(event.event_id), json.dumps(event.to_dict()), ex=EVENT_TTL)
+
     def finish_event(self, event_id: str) -> None:
         self.redis.zrem(PENDING_KEY, event_id)
 
     def stale_pending(self, older_than: float, now: float | None = None) -> list[str]:
         cutoff = (now if now is not None else time.time()) - older_than
         return list(self.redis.zrangebyscore(PENDING_KEY, "-inf", cutoff))
+
+    def record_ping(self, source: str, detail: str) -> None:
+        """A plugin's activation ping: nothing to act on, kept so operators can see it."""
+        self.redis.hset(ping_key(source), mapping={"at": repr(time.time()), "detail": detail})
+
+    def last_ping(self, source: str) -> dict[str, str]:
+        return self.redis.hgetall(ping_key(source))
 
     # --- members -----------------------------------------------------------------------
 

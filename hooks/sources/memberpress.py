@@ -9,6 +9,8 @@ when we receive it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flask import Request
 
 from worker.events import Event, EventKind, Member, Membership, utcnow
@@ -41,7 +43,7 @@ def authenticate(request: Request, secret: str) -> None:
     check_shared_key(request.headers.get(KEY_HEADER) or request.args.get("key"), secret)
 
 
-def parse(body: bytes) -> Event | Ignored:
+def parse(body: bytes, headers: Mapping[str, str] | None = None) -> Event | Ignored:
     payload = load_object(body)
     name = get_text(payload, "event", "event", required=True)
     kind = EVENT_KINDS.get(name)

@@ -38,9 +38,8 @@ def load_object(body: bytes) -> dict[str, Any]:
 
 
 def _json_type(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number"
-    )
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    return {**names, type(None): "null"}.get(type(value), "a number")
 
 
 def get_object(data: dict[str, Any], key: str, path: str) -> dict[str, Any]:
@@ -102,3 +101,31 @@ def check_shared_key(given: str | None, expected: str) -> None:
         raise AuthError("missing key")
     if not hmac.compare_digest(given.encode(), expected.encode()):
         raise AuthError("wrong key")
+
+
+def parse_iso_datetime(value: str) -> datetime | None:
+    """ISO 8601 ('2024-01-02T10:00:00', optionally with an offset or Z); naive means UTC."""
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_unix(value: Any) -> datetime | None:
+    """A Unix timestamp (Stripe's dates); anything else is 'unknown'."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def get_bool(data: dict[str, Any], key: str, path: str) -> bool:
+    value = data.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise PayloadError(f"{path} must be true or false, not {_json_type(value)}")
+    return value
