@@ -3,13 +3,20 @@ each may run twice and must still send at most one email per sequence step."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
+from redis.exceptions import RedisError
+
+from . import liveness
 from .compose import compose
 from .events import Event, EventKind, utcnow
-from .mail.errors import MailConfigError, RecipientRejected, TransientMailError
+from .mail import Transport
+from .mail.errors import RecipientRejected, TransientMailError
+from .mail.message import OutgoingEmail
 from .privacy import mask_email
 from .queues import schedule_step
 from .runtime import runtime
@@ -87,15 +94,21 @@ def send_step(sequence_id: str, step_id: str) -> str:
     if rt.store.is_suppressed(member.email):
         return _skip(sequence_id, step_id, "address suppressed")
 
-    existing = rt.store.claim_send(sequence_id, step_id)
+    # Render first: everything that can fail without sending happens before the claim.
+    email = compose(rt.settings, rt.renderer, seq, member, step, rt.reasons)
+    owner = liveness.owner()
+    existing = rt.store.claim_send(sequence_id, step_id, owner)
     if existing is not None:
-        return _skip(sequence_id, step_id, f"already claimed ({existing})")
+        return _skip(sequence_id, step_id, f"already claimed ({existing.split('|')[0]})")
+    transport = rt.transport
     try:
-        email = compose(rt.settings, rt.renderer, seq, member, step, rt.reasons)
-        message_id = rt.transport.send(email)
+        message_id = _send_committed(transport, email, lambda: _commit(sequence_id, step_id))
+    except ClaimLost:
+        return _skip(sequence_id, step_id, "claim taken over by another worker")
     except TransientMailError as exc:
+        _failed(transport.name, "deferred" if exc.sent_nothing else "uncertain", exc)
         if exc.sent_nothing:
-            rt.store.release_send(sequence_id, step_id)
+            rt.store.release_send(sequence_id, step_id, owner)
         log.warning(
             "step %s/%s: transient failure, %s: %s",
             sequence_id,
@@ -107,24 +120,24 @@ def send_step(sequence_id: str, step_id: str) -> str:
             raise
         return "uncertain"
     except RecipientRejected as exc:
+        _failed(transport.name, "rejected", exc)
         rt.store.mark_sent(sequence_id, step_id, "rejected")
         log.warning(
             "step %s/%s: %s rejected: %s", sequence_id, step_id, mask_email(member.email), exc
         )
         return "rejected"
-    except MailConfigError:
-        rt.store.release_send(sequence_id, step_id)
-        raise
-    except Exception:
-        # Rendering and programming errors happen before anything is sent.
-        rt.store.release_send(sequence_id, step_id)
+    except Exception as exc:
+        # Configuration and programming errors: the transport committed to nothing.
+        _failed(transport.name, "error", exc)
+        rt.store.release_send(sequence_id, step_id, owner)
         raise
     rt.store.mark_sent(sequence_id, step_id, message_id)
+    rt.store.count("farewell_emails_total", transport=transport.name, result="sent")
     rt.store.log_send(
         {
             "sequence": sequence_id,
             "step": step_id,
-            "transport": rt.transport.name,
+            "transport": transport.name,
             "message_id": message_id,
             "at": repr(time.time()),
         }
@@ -134,9 +147,40 @@ def send_step(sequence_id: str, step_id: str) -> str:
         sequence_id,
         step_id,
         mask_email(member.email),
-        rt.transport.name,
+        transport.name,
     )
     return "sent"
+
+
+class ClaimLost(Exception):
+    """Our send claim was taken over while we were not looking: send nothing."""
+
+
+def _commit(sequence_id: str, step_id: str) -> None:
+    if not runtime().store.commit_send(sequence_id, step_id, liveness.owner()):
+        raise ClaimLost(f"{sequence_id}/{step_id}")
+
+
+def _send_committed(transport: Transport, email: OutgoingEmail, commit: Callable[[], None]) -> str:
+    """Call the transport, marking the claim `committing` at its point of no return.
+
+    A transport that takes `commit` calls it itself just before the message leaves (SMTP:
+    after the envelope was accepted, before DATA), so a crash before that point lets
+    another worker send; for the others the whole call counts as the point of no return.
+    """
+    if "commit" in inspect.signature(transport.send).parameters:
+        return transport.send(email, commit=commit)  # type: ignore[call-arg]
+    commit()
+    return transport.send(email)
+
+
+def _failed(transport: str, result: str, exc: Exception) -> None:
+    store = runtime().store
+    store.count("farewell_emails_total", transport=transport, result=result)
+    try:
+        store.record_send_error(transport, f"{type(exc).__name__}: {exc}")
+    except RedisError:
+        pass
 
 
 def _skip(sequence_id: str, step_id: str, reason: str) -> str:

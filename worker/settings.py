@@ -18,6 +18,8 @@ DEFAULT_DEDUPE_TTL = 7 * 24 * 3600
 # MemberPress payloads are a few KB; anything near this limit is not a webhook.
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_QUEUE = "farewell"
+# Generous: a cancellation wave from one WordPress site (one IP) is ~tens per second at worst.
+DEFAULT_RATE_LIMIT = "3000/60"
 SUPPORTED_LOCALES = ("en", "pt_BR")
 
 
@@ -56,6 +58,13 @@ class Settings:
 
     admin_password: str = ""
 
+    # Operations (README "Guarantees" and "Operations")
+    log_format: str = "text"  # text | json
+    # Webhooks per source and client IP per window: "<count>/<seconds>"; "0" switches it off.
+    rate_limit: str = DEFAULT_RATE_LIMIT
+    # Reverse proxies in front of the web process whose X-Forwarded-For may be trusted.
+    trusted_proxies: int = 0
+
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -85,6 +94,28 @@ class Settings:
             raise SettingsError("FAREWELL_BASE_URL must start with https:// (or http:// locally)")
         if self.max_body_bytes <= 0:
             raise SettingsError("FAREWELL_MAX_BODY_BYTES must be positive")
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(
+                f"FAREWELL_LOG_FORMAT must be text or json, not {self.log_format!r}"
+            )
+        self.rate_limit_rule()
+
+    def rate_limit_rule(self) -> tuple[int, int] | None:
+        """FAREWELL_RATE_LIMIT as (count, seconds), or None when switched off."""
+        text = self.rate_limit.strip()
+        if text in ("0", "off", ""):
+            return None
+        count, _, seconds = text.partition("/")
+        try:
+            rule = (int(count), int(seconds or "60"))
+        except ValueError:
+            rule = (0, 0)
+        if rule[0] <= 0 or rule[1] <= 0:
+            raise SettingsError(
+                f"FAREWELL_RATE_LIMIT must look like 3000/60 (requests/seconds) or 0, "
+                f"not {self.rate_limit!r}"
+            )
+        return rule
 
     def require_secret_key(self) -> str:
         if len(self.secret_key) < 16:

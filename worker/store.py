@@ -12,6 +12,11 @@ Layout (all under the `farewell:` prefix):
     send:{sequence_id}:{step}  send claim: "sending" or "sent:<message id>" (TTL: SEND_CLAIM_TTL)
     sendlog                    stream of sends (capped at SENDLOG_MAXLEN)
     suppressed                 hash address-hash -> JSON {reason, at, hint}: never mail these
+    metrics                    hash "<name>|<label>=<value>,..." -> count (Prometheus counters)
+    ratelimit:{bucket}:{window}  requests in one fixed window (TTL: the window)
+    alive:{owner}              a worker process's heartbeat (TTL: ALIVE_TTL)
+    reclaim:{execution}        one sweeper re-queues an abandoned job execution (TTL: 5 min)
+    last_send_error            JSON {at, transport, error} of the latest failed send
 
 The web side writes only `dedupe`, `event` and `pending` (in one Lua call); the worker owns
 the rest.
@@ -20,19 +25,25 @@ the rest.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from redis import Redis
+from redis.exceptions import RedisError
 
 from .events import Event, Member, member_key
 from .privacy import mask_email
+
+log = logging.getLogger(__name__)
 
 PREFIX = "farewell:"
 EVENT_TTL = 30 * 24 * 3600
 SEND_CLAIM_TTL = 400 * 24 * 3600
 SENDLOG_MAXLEN = 100_000
+# A worker refreshes its heartbeat every ALIVE_TTL / 3 seconds; silent this long, it is dead.
+ALIVE_TTL = 10
 
 
 def dedupe_key(event_id: str) -> str:
@@ -46,6 +57,30 @@ def event_key(event_id: str) -> str:
 PENDING_KEY = f"{PREFIX}pending"
 SENDLOG_KEY = f"{PREFIX}sendlog"
 SUPPRESSED_KEY = f"{PREFIX}suppressed"
+METRICS_KEY = f"{PREFIX}metrics"
+LAST_SEND_ERROR_KEY = f"{PREFIX}last_send_error"
+
+
+RATELIMIT_PREFIX = f"{PREFIX}ratelimit:"
+
+
+def ratelimit_key(bucket: str, window: int) -> str:
+    return f"{RATELIMIT_PREFIX}{bucket}:{window}"
+
+
+def alive_key(owner: str) -> str:
+    return f"{PREFIX}alive:{owner}"
+
+
+def reclaim_key(execution: str) -> str:
+    return f"{PREFIX}reclaim:{execution}"
+
+
+def scheduler_lock_key(queue_name: str) -> str:
+    """RQ's own key: present while a scheduler holds the queue (refreshed every second)."""
+    from rq.scheduler import RQScheduler
+
+    return RQScheduler.get_locking_key(queue_name)
 
 
 def member_hash_key(key: str) -> str:
@@ -78,6 +113,59 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
 end
 return 0
 """
+
+
+# Send claims (see Store.claim_send). ARGV: new value, ttl, alive-key prefix, now, takeover
+# delay. Returns nil when the claim is ours, "+<old>" when taken over from a dead owner,
+# or the current value.
+_CLAIM_SCRIPT = """
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return false
+end
+local owner, at = string.match(cur, '^sending|([^|]+)|([0-9.]+)$')
+if owner and redis.call('EXISTS', ARGV[3] .. owner) == 0
+    and tonumber(ARGV[4]) - tonumber(at) > tonumber(ARGV[5]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return '+' .. cur
+end
+return cur
+"""
+# ARGV: our `sending` prefix, the committing value.
+_COMMIT_SCRIPT = """
+local cur = redis.call('GET', KEYS[1])
+if cur and string.sub(cur, 1, string.len(ARGV[1])) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+  return 1
+end
+return 0
+"""
+_RELEASE_SCRIPT = """
+local cur = redis.call('GET', KEYS[1])
+if cur and string.sub(cur, 1, string.len(ARGV[1])) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+# Fixed-window counter: INCR, and set the window's expiry on its first hit.
+_RATE_SCRIPT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+# A dead owner's `sending` claim is taken over only once it is this old (seconds), so a
+# heartbeat that merely lapsed for a moment does not count as death.
+CLAIM_TAKEOVER_AFTER = ALIVE_TTL
+
+
+def _claim_prefix(phase: str, owner: str | None) -> str:
+    return f"{phase}|{owner}|" if owner else phase
+
+
+def _claim_value(phase: str, owner: str | None) -> str:
+    """Processes without a heartbeat write a bare phase: never taken over."""
+    return f"{phase}|{owner}|{time.time():.3f}" if owner else phase
 
 
 @dataclass(frozen=True)
@@ -117,6 +205,10 @@ class Store:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._accept = redis.register_script(_ACCEPT_SCRIPT)
+        self._claim = redis.register_script(_CLAIM_SCRIPT)
+        self._commit = redis.register_script(_COMMIT_SCRIPT)
+        self._release = redis.register_script(_RELEASE_SCRIPT)
+        self._hit = redis.register_script(_RATE_SCRIPT)
 
     # --- intake (web side) -------------------------------------------------------------
 
@@ -232,22 +324,53 @@ class Store:
 
     # --- sending -----------------------------------------------------------------------
 
-    def claim_send(self, sequence_id: str, step: str) -> str | None:
+    def claim_send(self, sequence_id: str, step: str, owner: str | None = None) -> str | None:
         """Take the send claim for a step; returns the existing claim if someone has it.
 
-        None means the caller now owns the claim and may call the transport.
+        None means the caller now owns the claim and may call the transport. A claim is
+        `sending|<owner>|<at>` until the transport passes its point of no return
+        (`committing|...`, see `commit_send`), then `sent:<message id>`. A `sending`
+        claim whose owner has no heartbeat any more (a worker killed before its transport
+        committed to anything) is taken over; a `committing` one never is: at most once.
         """
         key = send_claim_key(sequence_id, step)
-        if self.redis.set(key, "sending", nx=True, ex=SEND_CLAIM_TTL):
+        value = _claim_value("sending", owner)
+        result = self._claim(
+            keys=[key],
+            args=[value, SEND_CLAIM_TTL, alive_key(""), time.time(), CLAIM_TAKEOVER_AFTER],
+        )
+        if result is None:
             return None
-        return self.redis.get(key) or "sending"
+        if result.startswith("+"):
+            log.warning(
+                "send %s/%s: took over the claim of a dead worker (%s)",
+                sequence_id,
+                step,
+                result[1:],
+            )
+            return None
+        return result
+
+    def commit_send(self, sequence_id: str, step: str, owner: str | None = None) -> bool:
+        """Mark the claim as past the point of no return; False if it is no longer ours
+        (taken over while this process was frozen): then nothing may be sent."""
+        key = send_claim_key(sequence_id, step)
+        return bool(
+            self._commit(
+                keys=[key],
+                args=[_claim_prefix("sending", owner), _claim_value("committing", owner)],
+            )
+        )
 
     def mark_sent(self, sequence_id: str, step: str, message_id: str) -> None:
         self.redis.set(send_claim_key(sequence_id, step), f"sent:{message_id}", ex=SEND_CLAIM_TTL)
 
-    def release_send(self, sequence_id: str, step: str) -> None:
-        """Only for failures known to have sent nothing, so a retry may send."""
-        self.redis.delete(send_claim_key(sequence_id, step))
+    def release_send(self, sequence_id: str, step: str, owner: str | None = None) -> None:
+        """Only for failures known to have sent nothing, so a retry may send. Releases
+        only a claim this owner still holds in the `sending` phase."""
+        self._release(
+            keys=[send_claim_key(sequence_id, step)], args=[_claim_prefix("sending", owner)]
+        )
 
     def log_send(self, entry: Mapping[str, str]) -> None:
         self.redis.xadd(SENDLOG_KEY, dict(entry), maxlen=SENDLOG_MAXLEN, approximate=True)
@@ -277,6 +400,58 @@ class Store:
     def suppressions(self) -> list[Suppression]:
         entries = [Suppression.from_json(k, v) for k, v in self.redis.hscan_iter(SUPPRESSED_KEY)]
         return sorted(entries, key=lambda e: e.at)
+
+    # --- operations: metrics, rate limits, last send error -------------------------------
+    # Counters live in Redis so that every web and worker process adds to the same totals.
+
+    def count(self, name: str, amount: int = 1, **labels: str) -> None:
+        """Add to a Prometheus counter; never raises (a metric must not fail a request)."""
+        try:
+            self.redis.hincrby(METRICS_KEY, metric_field(name, labels), amount)
+        except RedisError:
+            pass
+
+    def counters(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], int]:
+        """Every counter as {(name, ((label, value), ...)): count}."""
+        return {parse_metric_field(k): int(v) for k, v in self.redis.hgetall(METRICS_KEY).items()}
+
+    def hit_rate_limit(self, bucket: str, limit: int, window: int, now: float | None = None):
+        """Count one request in `bucket`'s current fixed window.
+
+        Returns None when allowed, else the seconds until the window ends (Retry-After).
+        """
+        now = time.time() if now is None else now
+        start = int(now // window) * window
+        hits = int(self._hit(keys=[ratelimit_key(bucket, start)], args=[window + 1]))
+        if hits <= limit:
+            return None
+        return max(1, int(start + window - now + 0.999))
+
+    def record_send_error(self, transport: str, error: str) -> None:
+        entry = {"at": time.time(), "transport": transport, "error": error[:500]}
+        self.redis.set(LAST_SEND_ERROR_KEY, json.dumps(entry), ex=EVENT_TTL)
+
+    def last_send_error(self) -> dict | None:
+        raw = self.redis.get(LAST_SEND_ERROR_KEY)
+        return json.loads(raw) if raw else None
+
+    def scheduler_alive(self, queue_name: str) -> bool:
+        return bool(self.redis.exists(scheduler_lock_key(queue_name)))
+
+
+def _label_value(value: object) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_.:" else "_" for ch in str(value))[:64]
+
+
+def metric_field(name: str, labels: Mapping[str, object]) -> str:
+    pairs = ",".join(f"{k}={_label_value(v)}" for k, v in sorted(labels.items()))
+    return f"{name}|{pairs}"
+
+
+def parse_metric_field(field_: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    name, _, pairs = field_.partition("|")
+    labels = tuple(tuple(p.split("=", 1)) for p in pairs.split(",") if "=" in p)
+    return name, labels  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
