@@ -98,6 +98,11 @@ def send_step(sequence_id: str, step_id: str) -> str:
     email = compose(rt.settings, rt.renderer, seq, member, step, rt.reasons)
     owner = liveness.owner()
     existing = rt.store.claim_send(sequence_id, step_id, owner)
+    if existing is not None and existing.startswith("sending|"):
+        # Another worker holds the claim and has not reached its point of no return: it
+        # is sending now, or it died and its claim becomes ours once its heartbeat is
+        # gone. Either way, come back later (RQ's Retry) instead of dropping the step.
+        raise ClaimBusy(f"step {sequence_id}/{step_id} is being sent by another worker")
     if existing is not None:
         return _skip(sequence_id, step_id, f"already claimed ({existing.split('|')[0]})")
     transport = rt.transport
@@ -150,6 +155,10 @@ def send_step(sequence_id: str, step_id: str) -> str:
         transport.name,
     )
     return "sent"
+
+
+class ClaimBusy(Exception):
+    """The step's claim is held by another worker that has not committed yet: retry."""
 
 
 class ClaimLost(Exception):

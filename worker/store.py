@@ -154,9 +154,9 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
-# A dead owner's `sending` claim is taken over only once it is this old (seconds), so a
-# heartbeat that merely lapsed for a moment does not count as death.
-CLAIM_TAKEOVER_AFTER = ALIVE_TTL
+# A `sending` claim is taken over only once it is this old (seconds) and its owner's
+# heartbeat is gone: a guard against judging a process that has only just started.
+CLAIM_TAKEOVER_AFTER = 2
 
 
 def _claim_prefix(phase: str, owner: str | None) -> str:
