@@ -9,12 +9,14 @@ appended to $FAREWELL_FAULT_REPORT when set.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 
 import pytest
 
 from tests.faultkit import Cluster, Sender, SmtpSink, report, settle, tally, wait_for
+from worker import store as keys
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -96,5 +98,150 @@ def test_workers_killed_mid_job_lose_and_duplicate_nothing(tmp_path):
             assert kills >= 3
             settle(sink.handler, 150, timeout=60, cluster=cluster)
             _assert_exactly_once("worker SIGKILL mid-job", deliveries, sink)
+        finally:
+            cluster.stop()
+
+
+def test_the_web_process_killed_mid_request_loses_nothing(tmp_path):
+    with SmtpSink() as sink:
+        cluster = Cluster(tmp_path, sink.url, WEB_CONCURRENCY="2").start(webs=1, workers=2)
+        try:
+            sender = Sender(cluster.url)  # MemberPress retries network errors
+            thread, box = _run_in_background(sender.stream, range(200), 50)
+            time.sleep(1.5)
+            cluster.webs[0].kill()  # gunicorn master and workers, mid-request
+            time.sleep(0.5)
+            cluster.restart_web(0)
+            thread.join(90)
+            deliveries = box["result"]
+            retried = sum(d.attempts > 1 for d in deliveries)
+            report(f"[web SIGKILL] {retried} webhooks needed a retry after the kill")
+            assert retried > 0, "the kill should have happened mid-stream"
+            settle(sink.handler, 200, timeout=90, cluster=cluster)
+            _assert_exactly_once("web SIGKILL mid-request", deliveries, sink)
+        finally:
+            cluster.stop()
+
+
+def test_the_spool_survives_a_web_restart_and_is_replayed_once_by_several_web_processes(
+    tmp_path,
+):
+    with SmtpSink() as sink:
+        cluster = Cluster(tmp_path, sink.url).start(webs=2, workers=1)
+        try:
+            cluster.redis.kill()
+            deliveries = Sender(cluster.url).stream(range(60), rate=60)
+            assert all(d.status == 202 and d.body.get("spooled") for d in deliveries)
+            for web in cluster.webs:
+                web.kill()  # the spool is all that is left of these 60 events
+            lines = sum(
+                len(p.read_bytes().splitlines()) for p in (tmp_path / "spool").glob("*.jsonl")
+            )
+            assert lines == 60
+            cluster.restart_redis()
+            cluster.restart_web(0)
+            cluster.restart_web(1)  # both replay the same folder, every second
+            settle(sink.handler, 60, timeout=90, cluster=cluster)
+            _assert_exactly_once("spool replay by 2 web processes", deliveries, sink)
+            assert not list((tmp_path / "spool").glob("*.jsonl"))
+            replayed = cluster.redis_client().hget(
+                keys.METRICS_KEY,
+                keys.metric_field("farewell_spool_replayed_total", {"result": "replayed"}),
+            )
+            assert int(replayed) == 60
+        finally:
+            cluster.stop()
+
+
+def test_two_workers_racing_the_same_steps_send_each_once(tmp_path):
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    from tests.faultkit import member_email
+    from worker.events import Member
+    from worker.store import Sequence, Store
+
+    with SmtpSink(rcpt_delay=0.05) as sink:
+        cluster = Cluster(tmp_path, sink.url).start(webs=0, workers=2)
+        try:
+            store = Store(cluster.redis_client())
+            queue = Queue(
+                "farewell",
+                connection=cluster.redis_client().__class__.from_url(cluster.redis.url),
+                serializer=JSONSerializer,
+            )
+            for i in range(40):
+                member = Member(email=member_email(i), id=str(i), first_name=f"M{i}")
+                store.save_member(member)
+                store.create_sequence(
+                    Sequence(f"race-{i}", member.key, f"race-{i}", "3006", "Gold", "en", 0.0)
+                )
+                # The same step twice, back to back: both workers take one at once.
+                for copy in "ab":
+                    queue.enqueue_call(
+                        "worker.jobs.send_step",
+                        args=(f"race-{i}", "feedback_request"),
+                        job_id=f"race-{i}-{copy}",
+                    )
+            settle(sink.handler, 40, timeout=90, cluster=cluster)
+            got = sink.handler.recipients()
+            duplicates = sum(n - 1 for n in got.values())
+            lost = 40 - len(got)
+            report(
+                f"[2 workers racing] 80 jobs for 40 steps, emails {sum(got.values())}, "
+                f"duplicates {duplicates}, lost {lost}"
+            )
+            assert duplicates == 0 and lost == 0
+        finally:
+            cluster.stop()
+
+
+def test_sigterm_lets_a_worker_finish_the_email_it_is_sending(tmp_path):
+    with SmtpSink(data_delay=2.0) as sink:
+        cluster = Cluster(tmp_path, sink.url).start(webs=1, workers=1)
+        try:
+            [delivery] = Sender(cluster.url).stream([7], rate=10)
+            assert delivery.status == 202
+            wait_for(lambda: sink.handler.rcpts >= 1, 30, "the send to start")
+            worker = cluster.workers[0]
+            worker.signal(signal.SIGTERM)  # mid-DATA: the reply takes 2 s
+            assert worker.popen.wait(30) == 0
+            assert sink.handler.count() == 1
+            claims = [
+                cluster.redis_client().get(k)
+                for k in cluster.redis_client().scan_iter("farewell:send:*")
+            ]
+            assert [c.split(":")[0] for c in claims] == ["sent"]
+            assert "warm shut down" in cluster.logs()
+        finally:
+            cluster.stop()
+
+
+def test_sigterm_lets_the_web_process_answer_the_request_it_is_reading(tmp_path):
+    import socket
+
+    from tests.faultkit import MEMBERPRESS_KEY, cancellation
+
+    with SmtpSink() as sink:
+        cluster = Cluster(tmp_path, sink.url).start(webs=1, workers=0)
+        try:
+            body = cancellation(3)
+            head = (
+                f"POST /hooks/memberpress HTTP/1.1\r\nHost: localhost\r\n"
+                f"MEMBERPRESS-WEBHOOK-KEY: {MEMBERPRESS_KEY}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            ).encode()
+            with socket.create_connection(("127.0.0.1", cluster.ports[0]), timeout=15) as conn:
+                conn.sendall(head + body[:100])
+                time.sleep(0.5)  # the request is in a gunicorn thread, reading the body
+                cluster.webs[0].signal(signal.SIGTERM)
+                time.sleep(0.5)
+                conn.sendall(body[100:])
+                reply = b""
+                while chunk := conn.recv(65536):
+                    reply += chunk
+            assert reply.startswith(b"HTTP/1.1 202"), reply[:200]
+            assert cluster.webs[0].popen.wait(30) == 0
+            assert cluster.redis_client().zcard(keys.PENDING_KEY) == 1
         finally:
             cluster.stop()
