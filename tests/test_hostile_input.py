@@ -92,8 +92,9 @@ def test_a_name_with_markup_and_unicode_is_stored_as_plain_text(client, runtime)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=12,
 )
 field_values = (
@@ -136,16 +137,16 @@ def memberpress_like(draw):
 
 
 bodies = (
-    memberpress_like()
-    | json_values.map(lambda v: json.dumps(v).encode())
-    | st.binary(max_size=300)
+    memberpress_like() | json_values.map(lambda v: json.dumps(v).encode()) | st.binary(max_size=300)
 )
 
 
 @pytest.fixture
 def unlimited_client(settings, runtime):
     # 10,000 requests from one address in seconds is exactly what the rate limit refuses.
-    return create_app({"TESTING": True, "SETTINGS": replace(settings, rate_limit="0")}).test_client()
+    return create_app(
+        {"TESTING": True, "SETTINGS": replace(settings, rate_limit="0")}
+    ).test_client()
 
 
 @pytest.mark.slow

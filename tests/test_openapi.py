@@ -46,6 +46,8 @@ def test_the_app_answers_as_docs_openapi_yaml_says(app, method, path):
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     def run(case):
         # Most of the value is past authentication, so requests carry the key.
-        case.call_and_validate(headers={"MEMBERPRESS-WEBHOOK-KEY": MEMBERPRESS_KEY}, checks=_checks())
+        case.call_and_validate(
+            headers={"MEMBERPRESS-WEBHOOK-KEY": MEMBERPRESS_KEY}, checks=_checks()
+        )
 
     run()
