@@ -31,7 +31,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # Behind N reverse proxies, the client address comes from X-Forwarded-For.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
 
-    from . import cli, health, metrics, receiver, security, services
+    from . import bounces, cli, health, metrics, receiver, security, services, unsubscribe
 
     svc = services.init_app(app, settings)
     security.init_app(app, settings.base_url)
@@ -41,6 +41,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(metrics.bp)
     # gthread workers reuse threads: a request's event id must not leak into the next one.
     app.teardown_request(lambda _exc: logs.set_event_id(None))
+    app.register_blueprint(bounces.bp)
+    app.register_blueprint(unsubscribe.bp)
 
     @app.errorhandler(HTTPException)
     def json_http_error(exc: HTTPException) -> ResponseReturnValue:

@@ -36,10 +36,17 @@ def healthz() -> ResponseReturnValue:
         scheduler="ok" if scheduler else "missing",
         last_send_error=last_error,
     )
+    try:
+        body["failed_jobs"] = services.queue.failed_job_registry.count
+    except RedisError:
+        pass
     warnings = []
     if not scheduler:
         warnings.append("no worker scheduler holds the queue: is `python -m worker` running?")
     if backlog:
         warnings.append(f"{backlog} event(s) wait in the spool for Redis")
+    if last_error:
+        # Mail keeps failing until someone fixes the configuration: say so here, loudly.
+        warnings.append(f"mail is failing: {last_error.get('error', '')}")
     body.update(status="ok", warnings=warnings)
     return jsonify(body), 200

@@ -170,19 +170,25 @@ def test_healthz_reports_scheduler_spool_and_last_send_error(client, runtime, se
     assert body["last_send_error"] is None
 
     runtime.store.redis.set(keys.scheduler_lock_key(settings.queue_name), "w", ex=60)
-    runtime.store.record_send_error("smtp", "SMTP connection lost: [Errno 111]")
     body = json_of(client.get("/healthz"))
     assert body["scheduler"] == "ok" and body["warnings"] == []
-    assert body["last_send_error"]["error"] == "SMTP connection lost: [Errno 111]"
+    runtime.store.record_send_error({"transport": "smtp", "error": "SMTP login refused: 535"})
+    body = json_of(client.get("/healthz"))
+    assert body["last_send_error"]["error"] == "SMTP login refused: 535"
+    assert body["warnings"] == ["mail is failing: SMTP login refused: 535"]
 
 
-def test_a_failed_send_is_recorded_for_healthz(smtp_runtime, smtp_server, post_hook, work):
-    rt = smtp_runtime
+def test_deferred_and_rejected_sends_are_counted(smtp_runtime, smtp_server, post_hook, work):
     smtp_server.sink.rcpt_reply = "451 4.3.0 try again later"
     post_hook.memberpress()
     work()
-    error = rt.store.last_send_error()
-    assert error["transport"] == "smtp" and "451" in error["error"]
+    smtp_server.sink.rcpt_reply = "550 5.1.1 no such user"
+    post_hook.memberpress(payloads.memberpress(email="bob@example.com", subscription_id="2"))
+    work()
+    counters = smtp_runtime.store.counters()
+    emails = "farewell_emails_total"
+    assert counters[(emails, (("result", "deferred"), ("transport", "smtp")))] == 1
+    assert counters[(emails, (("result", "rejected"), ("transport", "smtp")))] == 1
 
 
 # --- logs ---------------------------------------------------------------------------------
@@ -297,25 +303,25 @@ def test_webhook_keys_are_compared_in_constant_time(monkeypatch, post_hook):
 def test_a_dead_workers_uncommitted_claim_is_taken_over(runtime):
     store = runtime.store
     store.redis.set(keys.alive_key("farewell-a"), "1", ex=10)
-    assert store.claim_send("seq", "step", "farewell-a") is None
+    assert store.claim_send("seq", "step", owner="farewell-a") is None
     # While its owner lives, the claim holds.
-    assert store.claim_send("seq", "step", "farewell-b").startswith("sending|farewell-a|")
+    assert store.claim_send("seq", "step", owner="farewell-b").startswith("sending|farewell-a|")
     store.redis.delete(keys.alive_key("farewell-a"))  # owner died; claim ages past the guard
     value = store.redis.get(keys.send_claim_key("seq", "step"))
     old = value.rsplit("|", 1)[0] + f"|{float(value.rsplit('|', 1)[1]) - 60:.3f}"
     store.redis.set(keys.send_claim_key("seq", "step"), old)
-    assert store.claim_send("seq", "step", "farewell-b") is None
+    assert store.claim_send("seq", "step", owner="farewell-b") is None
     assert not store.commit_send("seq", "step", "farewell-a")  # the old owner is fenced off
     assert store.commit_send("seq", "step", "farewell-b")
 
 
 def test_a_committed_claim_is_never_taken_over(runtime):
     store = runtime.store
-    assert store.claim_send("seq", "step", "farewell-a") is None
+    assert store.claim_send("seq", "step", owner="farewell-a") is None
     assert store.commit_send("seq", "step", "farewell-a")
     store.redis.delete(keys.alive_key("farewell-a"))  # its owner died right after committing
-    assert store.claim_send("seq", "step", "farewell-b").startswith("committing|")
-    store.release_send("seq", "step", "farewell-a")  # too late to release
+    assert store.claim_send("seq", "step", owner="farewell-b").startswith("committing|")
+    store.release_send("seq", "step", "farewell-b")  # not b's to release
     assert store.redis.exists(keys.send_claim_key("seq", "step"))
 
 
@@ -324,7 +330,7 @@ def test_a_step_whose_claim_another_worker_holds_is_retried_not_dropped(
 ):
     event_id = json_of(post_hook.memberpress())["event_id"]
     runtime.store.redis.set(keys.alive_key("farewell-other"), "1", ex=10)
-    assert runtime.store.claim_send(event_id, "feedback_request", "farewell-other") is None
+    assert runtime.store.claim_send(event_id, "feedback_request", owner="farewell-other") is None
     jobs.handle_event(event_id)
     with pytest.raises(jobs.ClaimBusy):
         jobs.send_step(event_id, "feedback_request")

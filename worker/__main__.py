@@ -24,6 +24,7 @@ from rq.queue import Queue
 
 from . import liveness, logs
 from .intake import requeue_stale
+from .mail.errors import MailConfigError
 from .playbook import PlaybookError
 from .recovery import reclaim_abandoned
 from .render import TemplateMissing
@@ -101,7 +102,7 @@ def main() -> int:
     logs.configure(rt.settings)
     try:
         preflight()
-    except (SettingsError, PlaybookError, TemplateMissing, ValueError) as exc:
+    except (SettingsError, PlaybookError, TemplateMissing, MailConfigError, ValueError) as exc:
         log.error("refusing to start: %s", exc)
         return 2
     stopping = threading.Event()

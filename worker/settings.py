@@ -21,6 +21,11 @@ DEFAULT_QUEUE = "farewell"
 # Generous: a cancellation wave from one WordPress site (one IP) is ~tens per second at worst.
 DEFAULT_RATE_LIMIT = "3000/60"
 SUPPORTED_LOCALES = ("en", "pt_BR")
+# Guardrails no playbook can switch off: one sequence per member per cooldown, at most this
+# many emails per sequence; a comeback this soon after a win-back email counts as won back.
+DEFAULT_SEQUENCE_COOLDOWN_DAYS = 180
+DEFAULT_MAX_EMAILS_PER_SEQUENCE = 3
+DEFAULT_WON_BACK_DAYS = 30
 
 
 class SettingsError(ValueError):
@@ -45,6 +50,23 @@ class Settings:
     outbox_dir: Path = PROJECT_ROOT / "var" / "outbox"
     smtp_url: str = "smtp://localhost:25"
     smtp_timeout: float = 10.0
+    # HTTP API transports (postmark, mailgun, sendgrid): seconds, never unbounded.
+    mail_connect_timeout: float = 5.0
+    mail_read_timeout: float = 20.0
+    postmark_token: str = ""
+    postmark_api_base: str = "https://api.postmarkapp.com"
+    postmark_transactional_stream: str = "outbound"
+    postmark_marketing_stream: str = "broadcast"
+    mailgun_api_key: str = ""
+    mailgun_domain: str = ""
+    mailgun_region: str = "us"  # us | eu
+    mailgun_api_base: str = ""  # empty: the region's API host
+    sendgrid_api_key: str = ""
+    sendgrid_api_base: str = "https://api.sendgrid.com"
+    # Bounce and complaint webhooks: each is disabled (404) while its secret is empty.
+    postmark_webhook_key: str = ""
+    mailgun_webhook_signing_key: str = ""
+    sendgrid_webhook_public_key: str = ""
 
     # Files
     templates_dir: Path = PROJECT_ROOT / "email_templates"
@@ -64,6 +86,10 @@ class Settings:
     rate_limit: str = DEFAULT_RATE_LIMIT
     # Reverse proxies in front of the web process whose X-Forwarded-For may be trusted.
     trusted_proxies: int = 0
+    # Sequences (guardrails)
+    sequence_cooldown_days: int = DEFAULT_SEQUENCE_COOLDOWN_DAYS
+    max_emails_per_sequence: int = DEFAULT_MAX_EMAILS_PER_SEQUENCE
+    won_back_days: int = DEFAULT_WON_BACK_DAYS
 
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -98,6 +124,9 @@ class Settings:
             raise SettingsError(
                 f"FAREWELL_LOG_FORMAT must be text or json, not {self.log_format!r}"
             )
+        for name in ("sequence_cooldown_days", "max_emails_per_sequence", "won_back_days"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"FAREWELL_{name.upper()} must be 1 or more")
         self.rate_limit_rule()
 
     def rate_limit_rule(self) -> tuple[int, int] | None:
