@@ -9,13 +9,26 @@ appended to $FAREWELL_FAULT_REPORT when set.
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import threading
 import time
 
 import pytest
+import requests
 
-from tests.faultkit import Cluster, Sender, SmtpSink, report, settle, tally, wait_for
+from tests.faultkit import (
+    MEMBERPRESS_KEY,
+    SECRET_KEY,
+    Cluster,
+    Sender,
+    SmtpSink,
+    report,
+    settle,
+    tally,
+    wait_for,
+)
 from worker import store as keys
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -54,6 +67,24 @@ def test_a_burst_on_two_web_and_three_worker_processes_mails_each_member_once(tm
             assert sum(d.body.get("status") == "duplicate" for d in deliveries) >= 50
             settle(sink.handler, 200, timeout=90, cluster=cluster)
             _assert_exactly_once("burst 2 web + 3 workers", deliveries[:200], sink)
+
+            # Either web process reports the totals of all of them (counters live in Redis).
+            text = requests.get(f"{cluster.url(1)}/metrics", timeout=5).text
+            received = 'farewell_events_received_total{kind="cancelled",source="memberpress"'
+            assert f'{received},status="queued"}} 200' in text
+            assert f'{received},status="duplicate"}} 50' in text
+            assert 'farewell_emails_total{result="sent",transport="smtp"} 200' in text
+            health = requests.get(f"{cluster.url(0)}/healthz", timeout=5).json()
+            assert health["scheduler"] == "ok" and health["status"] == "ok"
+
+            # JSON logs from every process: no member's address, no secret, event ids.
+            cluster.stop()
+            lines = [json.loads(line) for line in cluster.logs().splitlines() if line.strip()]
+            text = json.dumps(lines)
+            assert not re.search(r"member\d{4}@example\.org", text)
+            assert MEMBERPRESS_KEY not in text and SECRET_KEY not in text
+            sent = [entry for entry in lines if " sent to " in entry["msg"]]
+            assert len(sent) == 200 and all(entry.get("event_id") for entry in sent)
         finally:
             cluster.stop()
 
