@@ -22,7 +22,14 @@ CHECK_NAMES = {
     "response_schema_conformance",
     "response_headers_conformance",
 }
-OPERATIONS = [("POST", "/hooks/{source}"), ("GET", "/healthz"), ("GET", "/metrics")]
+OPERATIONS = [
+    ("POST", "/hooks/{source}"),
+    ("POST", "/hooks/{provider}"),
+    ("GET", "/unsubscribe/{token}"),
+    ("POST", "/unsubscribe/{token}"),
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+]
 
 
 def _checks():
