@@ -73,6 +73,8 @@ class Services:
                 if not self.spool.files():
                     continue
                 try:
+                    # Claim nothing while Redis is down: a claimed file waits for its owner.
+                    self.store.redis.ping()
                     result = self.replay_spool()
                 except RedisError:
                     continue  # still down; the claimed files wait for the next round
