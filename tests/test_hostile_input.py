@@ -168,3 +168,55 @@ def test_ten_thousand_random_bodies_never_break_the_receiver(unlimited_client, r
         assert "@" in event.member.email and member_key(event.member.email)
     if len(before) > 2_000:
         redis.flushdb()
+
+
+# --- every source, whatever lands later ---------------------------------------------------
+
+
+@pytest.fixture
+def every_source_client(settings, runtime):
+    """An app with every registered source switched on (a throwaway secret each)."""
+    from hooks.sources import SOURCES
+
+    secrets = {
+        m.SECRET_SETTING: f"hostile-test-secret-{n:04d}" for n, m in enumerate(SOURCES.values())
+    }
+    app = create_app({"TESTING": True, "SETTINGS": replace(settings, rate_limit="0", **secrets)})
+    return app.test_client(), sorted(SOURCES)
+
+
+header_values = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
+
+
+@pytest.mark.slow
+@settings(max_examples=1_500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), raw=bodies)
+def test_unauthenticated_random_bodies_to_every_source_never_break_it(
+    every_source_client, runtime, data, raw
+):
+    client, sources = every_source_client
+    source = data.draw(st.sampled_from(sources))
+    headers = data.draw(
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "MEMBERPRESS-WEBHOOK-KEY",
+                    "X-WC-Webhook-Signature",
+                    "X-WC-Webhook-Topic",
+                    "Stripe-Signature",
+                    "webhook-id",
+                    "webhook-timestamp",
+                    "webhook-signature",
+                    "Content-Type",
+                ]
+            ),
+            header_values,
+            max_size=4,
+        )
+    )
+    before = set(stored_keys(runtime.store.redis))
+    response = client.post(f"/hooks/{source}", data=raw, headers=headers)
+    assert response.status_code < 500, (source, response.status_code, raw[:100])
+    if response.status_code >= 400:
+        assert json_of(response)["error"]
+        assert set(stored_keys(runtime.store.redis)) == before
