@@ -24,6 +24,7 @@ from tests.faultkit import (
     Cluster,
     Sender,
     SmtpSink,
+    diagnose,
     report,
     settle,
     tally,
@@ -129,6 +130,13 @@ def test_workers_killed_mid_job_lose_and_duplicate_nothing(tmp_path):
             assert kills >= 3
             settle(sink.handler, 150, timeout=60, cluster=cluster)
             _assert_exactly_once("worker SIGKILL mid-job", deliveries, sink)
+            # Where the claims ended: a `committing` one would be the documented window hit.
+            logs = cluster.logs()
+            report(
+                f"[worker SIGKILL] {diagnose(cluster)}; jobs re-queued from dead workers: "
+                f"{logs.count('died while running it')}, send claims taken over: "
+                f"{logs.count('took over the claim')}"
+            )
         finally:
             cluster.stop()
 
