@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from rq import Queue
+from rq.exceptions import NoSuchJobError
 from rq.executions import Execution
 from rq.job import Job
 from rq.utils import as_text, parse_composite_key
@@ -42,7 +43,10 @@ def reclaim_abandoned(queue: Queue) -> list[str]:
             continue  # not one of ours (no heartbeat to judge by), or still running
         if not connection.zrem(registry.key, composite):
             continue  # another sweeper took it
-        job = Job.fetch(job_id, connection=connection, serializer=queue.serializer)
+        try:
+            job = Job.fetch(job_id, connection=connection, serializer=queue.serializer)
+        except NoSuchJobError:
+            continue  # expired meanwhile: nothing left to run
         queue.enqueue_job(job)
         log.warning("job %s re-queued: worker %s died while running it", job_id, worker_name)
         requeued.append(job_id)
