@@ -361,3 +361,36 @@ def test_rejected_requests_store_only_operational_counters(post_hook, runtime):
     post_hook.memberpress(key="nope")
     assert stored_keys(runtime.store.redis) == []
     assert runtime.store.redis.exists(keys.METRICS_KEY)
+
+
+# --- jobs of dead workers -----------------------------------------------------------------
+
+
+def _running_on(runtime, worker_name: str):
+    """A job RQ believes `worker_name` is running (as after that worker was SIGKILLed)."""
+    from rq.executions import Execution
+
+    job = runtime.queue.enqueue_call("worker.jobs.handle_event", args=("x",), job_id="j-1")
+    runtime.queue.remove(job)  # dequeued by the (now dead) worker
+    pipe = runtime.queue.connection.pipeline()
+    Execution.create(job, 120, pipeline=pipe, worker_name=worker_name)
+    pipe.execute()
+    return job
+
+
+def test_a_job_of_a_worker_without_heartbeat_is_requeued_once(runtime):
+    from worker.recovery import reclaim_abandoned
+
+    _running_on(runtime, "farewell-dead-1")
+    assert reclaim_abandoned(runtime.queue) == ["j-1"]
+    assert runtime.queue.job_ids == ["j-1"]
+    assert reclaim_abandoned(runtime.queue) == []  # a second sweeper finds nothing
+
+
+def test_a_job_of_a_live_worker_is_left_alone(runtime):
+    from worker.recovery import reclaim_abandoned
+
+    liveness.beat(runtime.queue.connection, "farewell-alive-1")
+    _running_on(runtime, "farewell-alive-1")
+    assert reclaim_abandoned(runtime.queue) == []
+    assert runtime.queue.job_ids == []
