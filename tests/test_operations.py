@@ -394,3 +394,18 @@ def test_a_job_of_a_live_worker_is_left_alone(runtime):
     _running_on(runtime, "farewell-alive-1")
     assert reclaim_abandoned(runtime.queue) == []
     assert runtime.queue.job_ids == []
+
+
+@pytest.mark.parametrize(("lock_ttl", "released"), [(None, True), (61, False), (30, True)])
+def test_due_jobs_move_when_no_live_scheduler_holds_the_queue(runtime, lock_ttl, released):
+    from datetime import timedelta
+
+    from worker.recovery import release_due_jobs
+
+    queue = runtime.queue
+    queue.enqueue_in(timedelta(seconds=-1), "worker.jobs.handle_event", "x", job_id="due-1")
+    lock = keys.scheduler_lock_key(queue.name)
+    if lock_ttl:  # a live scheduler (fresh lock) or a dead one (lock left to run down)
+        queue.connection.set(lock, "some-scheduler", ex=lock_ttl)
+    assert release_due_jobs(queue) is released
+    assert (queue.job_ids == ["due-1"]) is released

@@ -26,7 +26,7 @@ from . import liveness, logs
 from .intake import requeue_stale
 from .mail.errors import MailConfigError
 from .playbook import PlaybookError
-from .recovery import reclaim_abandoned
+from .recovery import reclaim_abandoned, release_due_jobs
 from .render import TemplateMissing
 from .runtime import runtime
 from .settings import SettingsError
@@ -64,6 +64,7 @@ def _sweep_forever(stop: threading.Event) -> None:
     while not stop.wait(SWEEP_INTERVAL):
         try:
             reclaim_abandoned(rt.queue)
+            release_due_jobs(rt.queue)
             requeue_stale(rt.store, rt.queue, older_than=STALE_PENDING_AFTER)
         except RedisError:
             continue  # Redis is down; the next sweep tries again

@@ -18,6 +18,7 @@ from rq.job import Job
 from rq.utils import as_text, parse_composite_key
 
 from .liveness import is_alive
+from .store import scheduler_lock_key
 
 log = logging.getLogger(__name__)
 
@@ -51,3 +52,34 @@ def reclaim_abandoned(queue: Queue) -> list[str]:
         log.warning("job %s re-queued: worker %s died while running it", job_id, worker_name)
         requeued.append(job_id)
     return requeued
+
+
+# A live scheduler refreshes its lock (TTL: interval + 60 = 61 s) every second; a lock left
+# to run down this far belongs to a scheduler that died with its worker.
+STALE_SCHEDULER_LOCK_TTL = 50
+
+
+def release_due_jobs(queue: Queue) -> bool:
+    """Move due scheduled jobs (delayed steps, retries) to the queue when no live scheduler
+    holds it. RQ would wait for the dead scheduler's lock to expire and a worker's next
+    maintenance pass (a minute or more); a retry of a step whose claim was held by a
+    killed worker would wait that long. Returns True when this sweep did the scheduling.
+    """
+    from rq.scheduler import RQScheduler
+
+    connection = queue.connection
+    key = scheduler_lock_key(queue.name)
+    ttl = connection.ttl(key)
+    if ttl > STALE_SCHEDULER_LOCK_TTL:
+        return False  # a live scheduler has it
+    if ttl >= 0:
+        log.warning("scheduler lock of %s went stale: its scheduler died; taking over", queue.name)
+        connection.delete(key)
+    scheduler = RQScheduler([queue], connection=connection, serializer=queue.serializer)
+    if not scheduler.acquire_locks():
+        return False
+    try:
+        scheduler.enqueue_scheduled_jobs()
+    finally:
+        scheduler.release_locks()
+    return True
