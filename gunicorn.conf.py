@@ -16,3 +16,29 @@ accesslog = "-"
 # %(U)s is the path without the query string: `?key=` secrets never reach the log.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 control_socket_disable = True
+
+if os.environ.get("FAREWELL_LOG_FORMAT", "text") == "json":
+    # Gunicorn's own lines as JSON objects too (the app's come from worker/logs.py).
+    accesslog = None
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "worker.logs.JsonFormatter"}},
+        "handlers": {
+            "access": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stdout",
+            },
+            "error": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            },
+        },
+        "loggers": {
+            "gunicorn.error": {"handlers": ["error"], "level": "INFO", "propagate": False},
+            "gunicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        },
+        "root": {"level": "INFO", "handlers": []},
+    }

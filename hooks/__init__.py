@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from worker import logs
 from worker.settings import Settings
 
 
@@ -25,10 +26,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.config.update(config)
-    if not app.logger.handlers or not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+    logs.configure(settings)
+    if settings.trusted_proxies:
+        # Behind N reverse proxies, the client address comes from X-Forwarded-For.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
 
     from . import (
         admin,
@@ -37,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         cli,
         feedback,
         health,
+        metrics,
         receiver,
         security,
         services,
@@ -48,6 +50,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     cli.init_app(app)
     app.register_blueprint(receiver.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
+    # gthread workers reuse threads: a request's event id must not leak into the next one.
+    app.teardown_request(lambda _exc: logs.set_event_id(None))
     app.register_blueprint(bounces.bp)
     app.register_blueprint(unsubscribe.bp)
     app.register_blueprint(admin_templates.bp)

@@ -1,4 +1,11 @@
-"""`GET /healthz`: is this process able to accept and hand over events?"""
+"""`GET /healthz`: is this process able to accept and hand over events?
+
+200 whenever Redis answers (this web process can accept webhooks); the body also says
+whether a scheduler holds the queue (delayed emails are being released), how many events
+wait in this host's spool, the last send error a worker recorded, and `warnings` in plain
+words. 503 only when Redis does not answer — and even then webhooks are still accepted
+into the spool.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +21,32 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
     services = get_services()
-    body: dict[str, object] = {"spool_backlog": services.spool.backlog()}
+    store = services.store
+    backlog = services.spool.backlog()
+    body: dict[str, object] = {"spool_backlog": backlog}
     try:
-        services.store.redis.ping()
+        store.redis.ping()
+        scheduler = store.scheduler_alive(services.settings.queue_name)
+        last_error = store.last_send_error()
     except RedisError as exc:
-        body.update(status="unavailable", reason=f"redis: {type(exc).__name__}")
+        body.update(status="unavailable", redis="down", reason=f"redis: {type(exc).__name__}")
         return jsonify(body), 503
-    body["status"] = "ok"
-    # Mail keeps failing until someone fixes the configuration: say so here, loudly.
+    body.update(
+        redis="ok",
+        scheduler="ok" if scheduler else "missing",
+        last_send_error=last_error,
+    )
     try:
-        body["last_send_error"] = services.store.last_send_error()
         body["failed_jobs"] = services.queue.failed_job_registry.count
     except RedisError:
         pass
+    warnings = []
+    if not scheduler:
+        warnings.append("no worker scheduler holds the queue: is `python -m worker` running?")
+    if backlog:
+        warnings.append(f"{backlog} event(s) wait in the spool for Redis")
+    if last_error:
+        # Mail keeps failing until someone fixes the configuration: say so here, loudly.
+        warnings.append(f"mail is failing: {last_error.get('error', '')}")
+    body.update(status="ok", warnings=warnings)
     return jsonify(body), 200

@@ -8,11 +8,16 @@ source modules only authenticate and parse. An authenticated event is durable be
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from worker import logs
+
+from . import ratelimit
 from .services import Services, get_services
 from .sources import SOURCES, AuthError, Ignored, PayloadError
 
@@ -33,26 +38,48 @@ def receive(source: str) -> ResponseReturnValue:
         # A source without a configured secret is disabled: never open.
         return _error(404, f"no enabled source named {source!r}")
 
-    body = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH
+    verdict = ratelimit.check(services.store, services.settings, source)
+    # Once Redis failed in this request, skip the metric writes: each would wait on it.
+    count = _counter(services, source, enabled=not verdict.redis_down)
+    if not verdict.allowed:
+        count("rate_limited")
+        log.warning("hooks/%s: rate limit reached, 429", source)
+        response = jsonify(
+            error=f"too many webhooks from this address; retry after {verdict.retry_after} s"
+        )
+        response.headers["Retry-After"] = str(verdict.retry_after)
+        return response, 429
+
+    try:
+        body = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH
+    except RequestEntityTooLarge:
+        count("too_large")
+        raise
     ping = getattr(module, "ping", None)  # optional: an unsigned "are you there?" delivery
     detail = ping(request, body) if ping else None
     if detail is not None:
+        count("ping")
         _record_ping(services, source, detail)
         return jsonify(status="ping"), 200
     try:
         module.authenticate(request, secret)
     except AuthError as exc:
+        count("unauthorized")
         log.info("hooks/%s: rejected credentials (%s)", source, exc)
         return _error(401, f"authentication failed: {exc}")
     try:
         result = module.parse(body, request.headers)
     except PayloadError as exc:
+        count("invalid")
         return _error(400, str(exc))
 
     if isinstance(result, Ignored):
+        count("ignored")
         return jsonify(status="ignored", reason=result.reason), 200
 
     event_id = result.event_id
+    logs.set_event_id(event_id)
+    kind = result.kind.value
     try:
         outcome = services.submit(result)
     except RedisError as exc:
@@ -65,7 +92,11 @@ def receive(source: str) -> ResponseReturnValue:
         )
         return jsonify(status="queued", event_id=event_id, spooled=True), 202
     if outcome.value == "duplicate":
+        count("duplicate", kind)
+        log.info("hooks/%s: %s event %s is a duplicate", source, kind, event_id)
         return jsonify(status="duplicate", event_id=event_id), 200
+    count("queued", kind)
+    log.info("hooks/%s: %s event %s queued", source, kind, event_id)
     return jsonify(status="queued", event_id=event_id), 202
 
 
@@ -76,3 +107,13 @@ def _record_ping(services: Services, source: str, detail: str) -> None:
         services.store.record_ping(source, detail)
     except RedisError as exc:
         log.warning("hooks/%s: ping not recorded, Redis unavailable (%s)", source, exc)
+
+
+def _counter(services: Services, source: str, *, enabled: bool) -> Callable[..., None]:
+    def count(status: str, kind: str = "none") -> None:
+        if enabled:
+            services.store.count(
+                "farewell_events_received_total", source=source, kind=kind, status=status
+            )
+
+    return count

@@ -47,7 +47,20 @@ class Services:
         return submit(self.store, self.queue, event, self.settings.dedupe_ttl)
 
     def replay_spool(self) -> ReplayResult:
-        return self.spool.replay(lambda event: self.submit(event) is Outcome.QUEUED)
+        def submit_one(event: Event) -> bool:
+            new = self.submit(event) is Outcome.QUEUED
+            result = "replayed" if new else "duplicate"
+            self.store.count("farewell_spool_replayed_total", result=result)
+            if new:
+                self.store.count(
+                    "farewell_events_received_total",
+                    source=event.source,
+                    kind=event.kind.value,
+                    status="spooled",
+                )
+            return new
+
+        return self.spool.replay(submit_one)
 
     def start_replayer(self) -> None:
         """Replay the spool in the background whenever Redis is back."""
@@ -60,6 +73,8 @@ class Services:
                 if not self.spool.files():
                     continue
                 try:
+                    # Claim nothing while Redis is down: a claimed file waits for its owner.
+                    self.store.redis.ping()
                     result = self.replay_spool()
                 except RedisError:
                     continue  # still down; the claimed files wait for the next round

@@ -16,6 +16,7 @@ import fcntl
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,42 @@ ACTIVE = "spool.jsonl"
 CLAIM_PREFIX = "claimed-"
 # A claimed file untouched this long belongs to a replayer that died: take it over.
 ORPHAN_AFTER = 60.0
+
+
+# Claimed files this process is replaying right now (several threads may replay at once).
+_active: set[str] = set()
+_active_lock = threading.Lock()
+
+
+def _rename_claimed(path: Path, target: Path) -> None:
+    with _active_lock:
+        _active.add(target.name)  # before the file exists under that name
+    try:
+        os.rename(path, target)
+    except BaseException:
+        with _active_lock:
+            _active.discard(target.name)
+        raise
+
+
+def _abandoned(path: Path) -> bool:
+    """A claimed file whose replayer is gone (its process died: SIGKILL, OOM, restart) or is
+    this very process (a replay that stopped when Redis failed): take it now, not after
+    ORPHAN_AFTER. Replayers sharing a spool folder run on one host, so the pid is theirs."""
+    try:
+        pid = int(path.name[len(CLAIM_PREFIX) :].split("-", 1)[0])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        with _active_lock:
+            return path.name not in _active
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, owned by another user
+    return False
 
 
 @dataclass(frozen=True)
@@ -101,10 +138,10 @@ class Spool:
                         if os.fstat(fh.fileno()).st_ino != os.stat(path).st_ino:
                             continue
                         target = self._claim_name()
-                        os.rename(path, target)
-                elif now - path.stat().st_mtime > ORPHAN_AFTER:
+                        _rename_claimed(path, target)
+                elif _abandoned(path) or now - path.stat().st_mtime > ORPHAN_AFTER:
                     target = self._claim_name()
-                    os.rename(path, target)
+                    _rename_claimed(path, target)
                 else:
                     continue
             except FileNotFoundError:
@@ -112,28 +149,39 @@ class Spool:
             claimed.append(target)
         return claimed
 
-    def _claim_name(self) -> Path:
+    def _claim_name(self) -> Path:  # claimed-<pid>-<ns>.jsonl: the pid tells who holds it
         return self.directory / f"{CLAIM_PREFIX}{os.getpid()}-{time.time_ns()}.jsonl"
 
     def replay(self, submit: Callable[[Event], bool]) -> ReplayResult:
         """Submit every spooled event. `submit` returns True for new, False for duplicate,
         and raises when Redis is unavailable: the rest then stays claimed for later."""
         replayed = duplicates = unreadable = 0
-        for path in self._claim():
-            with path.open("rb") as fh:
-                lines = fh.readlines()
-            for raw in lines:
-                try:
-                    event = Event.from_dict(json.loads(raw))
-                except (ValueError, KeyError, TypeError):
-                    # Only a write torn by a crash, which was never acknowledged.
-                    unreadable += 1
-                    log.error("spool %s: unreadable line skipped", path.name)
-                    continue
-                if submit(event):
-                    replayed += 1
-                else:
-                    duplicates += 1
-                os.utime(path)  # still alive: not an orphan
-            path.unlink()
+        claimed = self._claim()
+        try:
+            for path in claimed:
+                r, d, u = self._replay_file(path, submit)
+                replayed, duplicates, unreadable = replayed + r, duplicates + d, unreadable + u
+        finally:
+            with _active_lock:
+                _active.difference_update(p.name for p in claimed)
         return ReplayResult(replayed, duplicates, unreadable)
+
+    def _replay_file(self, path: Path, submit: Callable[[Event], bool]) -> tuple[int, int, int]:
+        replayed = duplicates = unreadable = 0
+        with path.open("rb") as fh:
+            lines = fh.readlines()
+        for raw in lines:
+            try:
+                event = Event.from_dict(json.loads(raw))
+            except (ValueError, KeyError, TypeError):
+                # Only a write torn by a crash, which was never acknowledged.
+                unreadable += 1
+                log.error("spool %s: unreadable line skipped", path.name)
+                continue
+            if submit(event):
+                replayed += 1
+            else:
+                duplicates += 1
+            os.utime(path)  # still alive: not an orphan
+        path.unlink()
+        return replayed, duplicates, unreadable

@@ -226,3 +226,12 @@ def smtp_settings(settings: Settings, smtp_server: SmtpServer) -> Settings:
 
 def json_of(response) -> dict:
     return json.loads(response.data)
+
+
+def stored_keys(redis_client) -> list[str]:
+    """Every key except the operational ones (metrics counters, rate-limit windows): what
+    "nothing stored" means for a rejected request."""
+    from worker import store
+
+    operational = (store.METRICS_KEY, store.RATELIMIT_PREFIX)
+    return sorted(k for k in redis_client.scan_iter() if not str(k).startswith(operational))

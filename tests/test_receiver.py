@@ -8,7 +8,7 @@ import pytest
 
 from hooks import create_app
 from tests import payloads
-from tests.conftest import json_of
+from tests.conftest import json_of, stored_keys
 from worker import store as keys
 from worker.events import member_key
 from worker.queues import event_job_id
@@ -47,7 +47,7 @@ def test_missing_or_wrong_key_is_401_and_nothing_is_stored(post_hook, runtime, k
     response = post_hook.memberpress(key=key)
     assert response.status_code == 401
     assert "authentication failed" in json_of(response)["error"]
-    assert runtime.store.redis.dbsize() == 0
+    assert stored_keys(runtime.store.redis) == []
 
 
 @pytest.mark.parametrize(
@@ -64,7 +64,7 @@ def test_malformed_body_is_400_with_a_message_and_nothing_is_stored(
     response = post_hook.memberpress(raw=raw)
     assert response.status_code == 400
     assert json_of(response)["error"].startswith(message)
-    assert runtime.store.redis.dbsize() == 0
+    assert stored_keys(runtime.store.redis) == []
 
 
 def test_credentials_are_checked_before_the_body_is_read_as_json(post_hook):
@@ -122,7 +122,7 @@ def test_a_source_without_its_secret_is_disabled_not_open(settings, runtime):
         "/hooks/memberpress", data=payloads.body(payloads.memberpress())
     )
     assert response.status_code == 404
-    assert runtime.store.redis.dbsize() == 0
+    assert stored_keys(runtime.store.redis) == []
 
 
 def test_get_is_405(client):

@@ -2,35 +2,75 @@
 
 A non-forking SimpleWorker: templates stay compiled and the SMTP connection or HTTP session
 stays open across jobs, instead of being rebuilt in a fork for every email.
+
+Around it: a heartbeat (worker/liveness.py), a sweep that re-queues accepted events that
+never reached the queue and jobs whose worker died, and a loop that outlives a Redis
+outage (RQ's worker quits on some Redis errors; we wait for Redis and start a new one).
+SIGTERM or SIGINT is a warm shutdown: the current job finishes, then the process exits 0.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import signal
 import sys
 import threading
 
+from redis.exceptions import RedisError
 from rq import SimpleWorker
+from rq.job import Job
+from rq.queue import Queue
 
+from . import liveness, logs
 from .intake import requeue_stale
 from .mail.errors import MailConfigError
 from .playbook import PlaybookError
+from .recovery import reclaim_abandoned, release_due_jobs
 from .render import TemplateMissing
 from .runtime import runtime
 from .settings import SettingsError
 from .template_check import require_valid_templates
 
 log = logging.getLogger("worker")
-SWEEP_INTERVAL = 30.0
+SWEEP_INTERVAL = 5.0  # re-queue jobs of dead workers within ALIVE_TTL + this
+STALE_PENDING_AFTER = 60.0  # an accepted event with no job this long was never enqueued
+MAINTENANCE_INTERVAL = 60  # RQ's own registry cleanup (default: 10 minutes)
+_EVENT_ID = re.compile(r"^[a-z0-9_]+-[0-9a-f]{24}$")
+
+
+class FarewellWorker(SimpleWorker):
+    """RQ's SimpleWorker plus: an event id on every log line of a job, job outcomes counted
+    in /metrics, and a record of whether a stop was asked for (vs. a lost Redis)."""
+
+    max_connection_wait_time = 5.0  # retry a lost Redis every 5 s, not every minute
+    stop_requested = False
+
+    def request_stop(self, signum, frame):
+        self.stop_requested = True
+        super().request_stop(signum, frame)
+
+    def perform_job(self, job: Job, queue: Queue) -> bool:
+        first = job.args[0] if job.args else None
+        event_id = first if isinstance(first, str) and _EVENT_ID.match(first) else None
+        with logs.event_context(event_id):
+            ok = super().perform_job(job, queue)
+        name = (job.func_name or "").rsplit(".", 1)[-1]
+        runtime().store.count("farewell_jobs_total", job=name, outcome="ok" if ok else "failed")
+        return ok
 
 
 def _sweep_forever(stop: threading.Event) -> None:
     rt = runtime()
     while not stop.wait(SWEEP_INTERVAL):
         try:
-            requeue_stale(rt.store, rt.queue)
+            reclaim_abandoned(rt.queue)
+            release_due_jobs(rt.queue)
+            requeue_stale(rt.store, rt.queue, older_than=STALE_PENDING_AFTER)
+        except RedisError:
+            continue  # Redis is down; the next sweep tries again
         except Exception:  # a sweep must never kill the worker; the next one tries again
-            log.exception("pending-event sweep failed")
+            log.exception("sweep failed")
 
 
 def preflight() -> None:
@@ -45,25 +85,72 @@ def preflight() -> None:
     require_valid_templates(rt.settings, rt.playbook, rt.reasons)
 
 
+def _wait_for_redis(stopping: threading.Event) -> None:
+    delay = 0.5
+    while not stopping.is_set():
+        try:
+            runtime().queue.connection.ping()
+            return
+        except RedisError:
+            stopping.wait(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def main() -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    try:
+        rt = runtime()
+    except SettingsError as exc:
+        logging.basicConfig(format=logs.TEXT_FORMAT)
+        log.error("refusing to start: %s", exc)
+        return 2
+    logs.configure(rt.settings)
     try:
         preflight()
     except (SettingsError, PlaybookError, TemplateMissing, MailConfigError, ValueError) as exc:
         log.error("refusing to start: %s", exc)
         return 2
-    rt = runtime()
-    stop = threading.Event()
-    threading.Thread(target=_sweep_forever, args=(stop,), name="sweep", daemon=True).start()
-    worker = SimpleWorker(
-        [rt.queue], connection=rt.queue.connection, serializer=rt.queue.serializer
-    )
+    stopping = threading.Event()
+    background = threading.Event()
+    threading.Thread(
+        target=liveness.run_heartbeat,
+        args=(rt.queue.connection, background),
+        name="heartbeat",
+        daemon=True,
+    ).start()
+    threading.Thread(target=_sweep_forever, args=(background,), name="sweep", daemon=True).start()
     try:
-        worker.work(with_scheduler=True)
+        while not stopping.is_set():
+            worker = FarewellWorker(
+                [rt.queue],
+                connection=rt.queue.connection,
+                serializer=rt.queue.serializer,
+                name=liveness.new_owner_id(),
+                maintenance_interval=MAINTENANCE_INTERVAL,
+            )
+            liveness.set_owner(worker.name)
+            try:
+                liveness.beat(rt.queue.connection, worker.name)
+                worker.work(with_scheduler=True)
+            except RedisError as exc:
+                log.warning("worker lost Redis (%s)", type(exc).__name__)
+            # Between workers, a signal stops us here rather than in RQ's handlers.
+            signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+            signal.signal(signal.SIGINT, lambda *_: stopping.set())
+            if worker.stop_requested:
+                break
+            log.warning("RQ worker stopped without being asked to; restarting once Redis answers")
+            _wait_for_redis(stopping)
+            liveness.forget(rt.queue.connection, worker.name)
     finally:
-        stop.set()
+        owner = liveness.owner()
+        liveness.set_owner(None)
+        background.set()
+        if owner:
+            liveness.forget(rt.queue.connection, owner)
+        close = getattr(rt.__dict__.get("transport"), "close", None)
+        if close:
+            close()
+    log.info("worker stopped")
     return 0
 
 

@@ -3,19 +3,23 @@ each may run twice and must still send at most one email per sequence step."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from rq import Retry
 from rq.job import get_current_job
 
-from . import sequences
+from . import liveness, sequences
 from .cancellations import note_cancellation
 from .compose import compose
 from .events import Event, EventKind, utcnow
 from .incentives import resolve_offer
+from .mail import Transport
 from .mail.errors import MailConfigError, RecipientRejected, TransientMailError
+from .mail.message import OutgoingEmail
 from .privacy import mask_email
 from .queues import SEND_TRANSIENT_MAX, schedule_step, send_retry
 from .runtime import Runtime, runtime
@@ -152,39 +156,53 @@ def send_step(sequence_id: str, step_id: str) -> str | Retry:
         return _skip(sequence_id, step_id, reason)
 
     cap = rt.settings.max_emails_per_sequence
-    existing = rt.store.claim_send(sequence_id, step_id, cap)
+    owner = liveness.owner()
+    existing = rt.store.claim_send(sequence_id, step_id, cap, owner=owner)
     if existing == CAP_REACHED:
         return _skip(sequence_id, step_id, f"at most {cap} emails per sequence")
+    if existing is not None and existing.startswith("sending|"):
+        # Another worker holds the claim and has not reached its point of no return: it
+        # is sending now, or it died and its claim becomes ours once its heartbeat is
+        # gone. Either way, come back later (RQ's Retry) instead of dropping the step.
+        raise ClaimBusy(f"step {sequence_id}/{step_id} is being sent by another worker")
     if existing is not None:
-        return _skip(sequence_id, step_id, f"already claimed ({existing})")
+        return _skip(sequence_id, step_id, f"already claimed ({existing.split('|')[0]})")
     incentive = rt.playbook.incentive_for(seq.membership_id, step)
     try:
         offer = resolve_offer(
             rt.store, incentive, seq.member_key, seq.locale, rt.settings.default_locale
         )
     except Exception:  # e.g. the pool file vanished: nothing was sent, let a retry send
-        rt.store.release_send(sequence_id, step_id)
+        rt.store.release_send(sequence_id, step_id, owner)
         raise
     if offer.skip_step:
-        rt.store.release_send(sequence_id, step_id)
+        rt.store.release_send(sequence_id, step_id, owner)
         return _skip(sequence_id, step_id, f"incentive {incentive.name} exhausted (skip_step)")
     given = feedback is not None and bool(feedback.reason or feedback.comment)
     extra = {"offer": offer, "feedback_given": given}
+    transport_name = rt.settings.mail_transport
     try:
         email = compose(rt.settings, rt.renderer, seq, member, step, rt.reasons, **extra)
-        message_id = rt.transport.send(email)
+        transport = rt.transport  # a broken transport setting is a MailConfigError here
+        message_id = _send_committed(transport, email, lambda: _commit(sequence_id, step_id))
+    except ClaimLost:
+        return _skip(sequence_id, step_id, "claim taken over by another worker")
     except TransientMailError as exc:
+        _count_email(transport_name, "deferred" if exc.sent_nothing else "uncertain")
         return _transient(rt, sequence_id, step_id, exc)
     except RecipientRejected as exc:
+        _count_email(transport_name, "rejected")
         return _rejected(rt, sequence_id, step_id, member.email, exc)
     except MailConfigError as exc:
+        _count_email(transport_name, "config_error")
         _config_error(rt, sequence_id, step_id, step.stream, exc)
         raise
     except Exception:
         # Rendering and programming errors happen before anything is sent.
-        rt.store.release_send(sequence_id, step_id)
+        rt.store.release_send(sequence_id, step_id, owner)
         raise
     rt.store.mark_sent(sequence_id, step_id, message_id)
+    _count_email(transport_name, "sent")
     rt.store.clear_send_error(step.stream)
     if step.stream == "marketing":
         rt.store.note_marketing_sent(sequence_id, time.time())
@@ -192,7 +210,7 @@ def send_step(sequence_id: str, step_id: str) -> str | Retry:
         {
             "sequence": sequence_id,
             "step": step_id,
-            "transport": rt.transport.name,
+            "transport": transport.name,
             "message_id": message_id,
             "at": repr(time.time()),
         }
@@ -202,9 +220,39 @@ def send_step(sequence_id: str, step_id: str) -> str | Retry:
         sequence_id,
         step_id,
         mask_email(member.email),
-        rt.transport.name,
+        transport.name,
     )
     return "sent"
+
+
+class ClaimBusy(Exception):
+    """The step's claim is held by another worker that has not committed yet: retry."""
+
+
+class ClaimLost(Exception):
+    """Our send claim was taken over while we were not looking: send nothing."""
+
+
+def _commit(sequence_id: str, step_id: str) -> None:
+    if not runtime().store.commit_send(sequence_id, step_id, liveness.owner()):
+        raise ClaimLost(f"{sequence_id}/{step_id}")
+
+
+def _send_committed(transport: Transport, email: OutgoingEmail, commit: Callable[[], None]) -> str:
+    """Call the transport, marking the claim `committing` at its point of no return.
+
+    A transport that takes `commit` calls it itself just before the message leaves (SMTP:
+    after the envelope was accepted, before DATA), so a crash before that point lets
+    another worker send; for the others the whole call counts as the point of no return.
+    """
+    if "commit" in inspect.signature(transport.send).parameters:
+        return transport.send(email, commit=commit)  # type: ignore[call-arg]
+    commit()
+    return transport.send(email)
+
+
+def _count_email(transport: str, result: str) -> None:
+    runtime().store.count("farewell_emails_total", transport=transport, result=result)
 
 
 def _skip(sequence_id: str, step_id: str, reason: str) -> str:

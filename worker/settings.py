@@ -19,6 +19,8 @@ DEFAULT_DEDUPE_TTL = 7 * 24 * 3600
 # MemberPress payloads are a few KB; anything near this limit is not a webhook.
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_QUEUE = "farewell"
+# Generous: a cancellation wave from one WordPress site (one IP) is ~tens per second at worst.
+DEFAULT_RATE_LIMIT = "3000/60"
 SUPPORTED_LOCALES = ("en", "pt_BR")
 # Guardrails no playbook can switch off: one sequence per member per cooldown, at most this
 # many emails per sequence; a comeback this soon after a win-back email counts as won back.
@@ -90,6 +92,12 @@ class Settings:
     # and survey answer; empty: no notifications.
     notify_url: str = field(default="", repr=False)  # a secret, like the key
 
+    # Operations (README "Guarantees" and "Operations")
+    log_format: str = "text"  # text | json
+    # Webhooks per source and client IP per window: "<count>/<seconds>"; "0" switches it off.
+    rate_limit: str = DEFAULT_RATE_LIMIT
+    # Reverse proxies in front of the web process whose X-Forwarded-For may be trusted.
+    trusted_proxies: int = 0
     # Sequences (guardrails)
     sequence_cooldown_days: int = DEFAULT_SEQUENCE_COOLDOWN_DAYS
     max_emails_per_sequence: int = DEFAULT_MAX_EMAILS_PER_SEQUENCE
@@ -131,11 +139,33 @@ class Settings:
             )
         if self.standard_secret and not _is_whsec(self.standard_secret):
             raise SettingsError("FAREWELL_STANDARD_SECRET must look like whsec_<base64>")
+        if self.notify_url and not self.notify_url.startswith(("http://", "https://")):
+            raise SettingsError("FAREWELL_NOTIFY_URL must be an http:// or https:// URL")
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(
+                f"FAREWELL_LOG_FORMAT must be text or json, not {self.log_format!r}"
+            )
         for name in ("sequence_cooldown_days", "max_emails_per_sequence", "won_back_days"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"FAREWELL_{name.upper()} must be 1 or more")
-        if self.notify_url and not self.notify_url.startswith(("http://", "https://")):
-            raise SettingsError("FAREWELL_NOTIFY_URL must be an http:// or https:// URL")
+        self.rate_limit_rule()
+
+    def rate_limit_rule(self) -> tuple[int, int] | None:
+        """FAREWELL_RATE_LIMIT as (count, seconds), or None when switched off."""
+        text = self.rate_limit.strip()
+        if text in ("0", "off", ""):
+            return None
+        count, _, seconds = text.partition("/")
+        try:
+            rule = (int(count), int(seconds or "60"))
+        except ValueError:
+            rule = (0, 0)
+        if rule[0] <= 0 or rule[1] <= 0:
+            raise SettingsError(
+                f"FAREWELL_RATE_LIMIT must look like 3000/60 (requests/seconds) or 0, "
+                f"not {self.rate_limit!r}"
+            )
+        return rule
 
     def require_secret_key(self) -> str:
         if len(self.secret_key) < 16:

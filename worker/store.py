@@ -17,6 +17,9 @@ Layout (all under the `farewell:` prefix):
     cancellations:memberships  hash membership id -> latest title (the dashboard's filter)
     cancellations:membership:{id}  zset event_id -> occurred_at, one membership's records
     ping:{source}              hash: the last activation ping (at, detail), for operators
+    metrics                    hash "<name>|<label>=<value>,..." -> count (Prometheus counters)
+    ratelimit:{bucket}:{window}  requests in one fixed window (TTL: the window)
+    alive:{owner}              a worker process's heartbeat (TTL: ALIVE_TTL)
     mail:last_error            JSON {transport, stream, error, at, sequence, step}: the last
                                configuration error of the mail transport, for /healthz
 
@@ -41,19 +44,25 @@ page), sequence stops (`member resume`) and `ping`; the worker owns the rest.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from redis import Redis
+from redis.exceptions import RedisError
 
 from .events import Event, Member, member_key
 from .privacy import mask_email
+
+log = logging.getLogger(__name__)
 
 PREFIX = "farewell:"
 EVENT_TTL = 30 * 24 * 3600
 SEND_CLAIM_TTL = 400 * 24 * 3600
 SENDLOG_MAXLEN = 100_000
+# A worker refreshes its heartbeat every ALIVE_TTL / 3 seconds; silent this long, it is dead.
+ALIVE_TTL = 10
 
 
 def dedupe_key(event_id: str) -> str:
@@ -67,6 +76,27 @@ def event_key(event_id: str) -> str:
 PENDING_KEY = f"{PREFIX}pending"
 SENDLOG_KEY = f"{PREFIX}sendlog"
 SUPPRESSED_KEY = f"{PREFIX}suppressed"
+METRICS_KEY = f"{PREFIX}metrics"
+
+
+RATELIMIT_PREFIX = f"{PREFIX}ratelimit:"
+
+
+def ratelimit_key(bucket: str, window: int) -> str:
+    return f"{RATELIMIT_PREFIX}{bucket}:{window}"
+
+
+def alive_key(owner: str) -> str:
+    return f"{PREFIX}alive:{owner}"
+
+
+def scheduler_lock_key(queue_name: str) -> str:
+    """RQ's own key: present while a scheduler holds the queue (refreshed every second)."""
+    from rq.scheduler import RQScheduler
+
+    return RQScheduler.get_locking_key(queue_name)
+
+
 LAST_SEND_ERROR_KEY = f"{PREFIX}mail:last_error"
 
 
@@ -129,23 +159,6 @@ def pool_key(name: str, part: str) -> str:
 
 CAP_REACHED = "cap reached"
 
-# Send claim and the per-sequence email cap in one step: a step may take its claim only if
-# the sequence has not already claimed `cap` other steps.
-_CLAIM_SCRIPT = """
-if redis.call('SET', KEYS[1], 'sending', 'NX', 'EX', ARGV[1]) then
-  local cap = tonumber(ARGV[3])
-  if cap > 0 and redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 0
-     and redis.call('SCARD', KEYS[2]) >= cap then
-    redis.call('DEL', KEYS[1])
-    return 'cap'
-  end
-  redis.call('SADD', KEYS[2], ARGV[2])
-  redis.call('EXPIRE', KEYS[2], ARGV[1])
-  return false
-end
-return redis.call('GET', KEYS[1]) or 'sending'
-"""
-
 # Load codes from a pool file: a code enters `available` the first time it is seen, never
 # again, so a code handed out (and popped) cannot come back when the file is reloaded.
 _POOL_LOAD_SCRIPT = """
@@ -180,6 +193,71 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
 end
 return 0
 """
+
+
+# Send claim and the per-sequence email cap in one step (see Store.claim_send): a step may
+# take its claim only if the sequence has not already claimed `cap` other steps; a
+# `sending|owner|at` claim whose owner has no heartbeat is taken over.
+# ARGV: ttl, step, cap, new value, alive-key prefix, now, takeover guard (seconds).
+# Returns nil when the claim is ours, "+<old>" when taken over, "cap", or the current value.
+_CLAIM_SCRIPT = """
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local owner, at = string.match(cur, '^sending|([^|]+)|([0-9.]+)$')
+  if not (owner and redis.call('EXISTS', ARGV[5] .. owner) == 0
+          and tonumber(ARGV[6]) - tonumber(at) > tonumber(ARGV[7])) then
+    return cur
+  end
+else
+  local cap = tonumber(ARGV[3])
+  if cap > 0 and redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 0
+     and redis.call('SCARD', KEYS[2]) >= cap then
+    return 'cap'
+  end
+end
+redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+if cur then return '+' .. cur end
+return false
+"""
+# ARGV: our `sending` prefix, the committing value.
+_COMMIT_SCRIPT = """
+local cur = redis.call('GET', KEYS[1])
+if cur and string.sub(cur, 1, string.len(ARGV[1])) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+  return 1
+end
+return 0
+"""
+# ARGV: our `sending` prefix, our `committing` prefix, the step (leaves the cap set too).
+_RELEASE_SCRIPT = """
+local cur = redis.call('GET', KEYS[1])
+if cur and (string.sub(cur, 1, string.len(ARGV[1])) == ARGV[1]
+            or string.sub(cur, 1, string.len(ARGV[2])) == ARGV[2]) then
+  redis.call('SREM', KEYS[2], ARGV[3])
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+# Fixed-window counter: INCR, and set the window's expiry on its first hit.
+_RATE_SCRIPT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+# A `sending` claim is taken over only once it is this old (seconds) and its owner's
+# heartbeat is gone: a guard against judging a process that has only just started.
+CLAIM_TAKEOVER_AFTER = 2
+
+
+def _claim_prefix(phase: str, owner: str | None) -> str:
+    return f"{phase}|{owner}|" if owner else phase
+
+
+def _claim_value(phase: str, owner: str | None) -> str:
+    """Processes without a heartbeat write a bare phase: never taken over."""
+    return f"{phase}|{owner}|{time.time():.3f}" if owner else phase
 
 
 @dataclass(frozen=True)
@@ -224,6 +302,9 @@ class Store:
         self.redis = redis
         self._accept = redis.register_script(_ACCEPT_SCRIPT)
         self._claim = redis.register_script(_CLAIM_SCRIPT)
+        self._commit = redis.register_script(_COMMIT_SCRIPT)
+        self._release = redis.register_script(_RELEASE_SCRIPT)
+        self._hit = redis.register_script(_RATE_SCRIPT)
         self._pool_load = redis.register_script(_POOL_LOAD_SCRIPT)
         self._pool_claim = redis.register_script(_POOL_CLAIM_SCRIPT)
 
@@ -538,29 +619,64 @@ class Store:
 
     # --- sending -----------------------------------------------------------------------
 
-    def claim_send(self, sequence_id: str, step: str, cap: int = 0) -> str | None:
+    def claim_send(
+        self, sequence_id: str, step: str, cap: int = 0, owner: str | None = None
+    ) -> str | None:
         """Take the send claim for a step; returns the existing claim if someone has it, or
         CAP_REACHED when the sequence already claimed `cap` other steps (0: no cap).
 
-        None means the caller now owns the claim and may call the transport.
+        None means the caller now owns the claim and may call the transport. A claim is
+        `sending|<owner>|<at>` until the transport passes its point of no return
+        (`committing|...`, see `commit_send`), then `sent:<message id>`. A `sending`
+        claim whose owner has no heartbeat any more (a worker killed before its transport
+        committed to anything) is taken over; a `committing` one never is: at most once.
         """
         result = self._claim(
             keys=[send_claim_key(sequence_id, step), sequence_claims_key(sequence_id)],
-            args=[SEND_CLAIM_TTL, step, cap],
+            args=[
+                SEND_CLAIM_TTL,
+                step,
+                cap,
+                _claim_value("sending", owner),
+                alive_key(""),
+                time.time(),
+                CLAIM_TAKEOVER_AFTER,
+            ],
         )
         if result == "cap":
             return CAP_REACHED
+        if result and result.startswith("+"):
+            log.warning(
+                "send %s/%s: took over the claim of a dead worker (%s)",
+                sequence_id,
+                step,
+                result[1:],
+            )
+            return None
         return result or None
+
+    def commit_send(self, sequence_id: str, step: str, owner: str | None = None) -> bool:
+        """Mark the claim as past the point of no return; False if it is no longer ours
+        (taken over while this process was frozen): then nothing may be sent."""
+        key = send_claim_key(sequence_id, step)
+        return bool(
+            self._commit(
+                keys=[key],
+                args=[_claim_prefix("sending", owner), _claim_value("committing", owner)],
+            )
+        )
 
     def mark_sent(self, sequence_id: str, step: str, message_id: str) -> None:
         self.redis.set(send_claim_key(sequence_id, step), f"sent:{message_id}", ex=SEND_CLAIM_TTL)
 
-    def release_send(self, sequence_id: str, step: str) -> None:
-        """Only for failures known to have sent nothing, so a retry may send."""
-        pipe = self.redis.pipeline()
-        pipe.delete(send_claim_key(sequence_id, step))
-        pipe.srem(sequence_claims_key(sequence_id), step)
-        pipe.execute()
+    def release_send(self, sequence_id: str, step: str, owner: str | None = None) -> None:
+        """Only for failures known to have sent nothing (the server refused the message, or
+        it never left), so a retry may send. Releases only a claim this owner still holds;
+        never a `sent:` one."""
+        self._release(
+            keys=[send_claim_key(sequence_id, step), sequence_claims_key(sequence_id)],
+            args=[_claim_prefix("sending", owner), _claim_prefix("committing", owner), step],
+        )
 
     def log_send(self, entry: Mapping[str, str]) -> None:
         self.redis.xadd(SENDLOG_KEY, dict(entry), maxlen=SENDLOG_MAXLEN, approximate=True)
@@ -607,6 +723,50 @@ class Store:
     def suppressions(self) -> list[Suppression]:
         entries = [Suppression.from_json(k, v) for k, v in self.redis.hscan_iter(SUPPRESSED_KEY)]
         return sorted(entries, key=lambda e: e.at)
+
+    # --- operations: metrics, rate limits, last send error -------------------------------
+    # Counters live in Redis so that every web and worker process adds to the same totals.
+
+    def count(self, name: str, amount: int = 1, **labels: str) -> None:
+        """Add to a Prometheus counter; never raises (a metric must not fail a request)."""
+        try:
+            self.redis.hincrby(METRICS_KEY, metric_field(name, labels), amount)
+        except RedisError:
+            pass
+
+    def counters(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], int]:
+        """Every counter as {(name, ((label, value), ...)): count}."""
+        return {parse_metric_field(k): int(v) for k, v in self.redis.hgetall(METRICS_KEY).items()}
+
+    def hit_rate_limit(self, bucket: str, limit: int, window: int, now: float | None = None):
+        """Count one request in `bucket`'s current fixed window.
+
+        Returns None when allowed, else the seconds until the window ends (Retry-After).
+        """
+        now = time.time() if now is None else now
+        start = int(now // window) * window
+        hits = int(self._hit(keys=[ratelimit_key(bucket, start)], args=[window + 1]))
+        if hits <= limit:
+            return None
+        return max(1, int(start + window - now + 0.999))
+
+    def scheduler_alive(self, queue_name: str) -> bool:
+        return bool(self.redis.exists(scheduler_lock_key(queue_name)))
+
+
+def _label_value(value: object) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_.:" else "_" for ch in str(value))[:64]
+
+
+def metric_field(name: str, labels: Mapping[str, object]) -> str:
+    pairs = ",".join(f"{k}={_label_value(v)}" for k, v in sorted(labels.items()))
+    return f"{name}|{pairs}"
+
+
+def parse_metric_field(field_: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    name, _, pairs = field_.partition("|")
+    labels = tuple(tuple(p.split("=", 1)) for p in pairs.split(",") if "=" in p)
+    return name, labels  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

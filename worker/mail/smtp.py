@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -102,7 +103,9 @@ class SmtpTransport:
                 pass
             self._conn = None
 
-    def send(self, email: OutgoingEmail) -> str:
+    def send(self, email: OutgoingEmail, commit: Callable[[], None] | None = None) -> str:
+        """Send one message. `commit`, if given, is called once the envelope is accepted and
+        just before DATA: the point after which the message may have been delivered."""
         msg = to_mime(email)
         sender = parseaddr(email.sender)[1]
         data = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))  # SMTP wants CRLF
@@ -117,6 +120,12 @@ class SmtpTransport:
                 self._conn = None
                 if attempt == 2:
                     raise TransientMailError(f"SMTP connection lost: {exc}") from exc
+        if commit is not None:
+            try:
+                commit()
+            except BaseException:
+                self._reset()
+                raise
         try:
             code, reply = self._conn.data(data)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:

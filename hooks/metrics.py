@@ -1,0 +1,66 @@
+"""`GET /metrics`: Prometheus text format, totals across every web and worker process.
+
+Counters are kept in Redis (worker/store.py `metrics`), so any web process answers with
+the same totals; the spool backlog is this host's gauge.
+
+    farewell_events_received_total{source,kind,status}  webhooks by what the receiver did
+    farewell_jobs_total{job,outcome}                      RQ jobs finished, ok or failed
+    farewell_emails_total{transport,result}               sent, rejected, deferred, ...
+    farewell_spool_replayed_total{result}                  events replayed from the spool
+    farewell_spool_backlog                                 events waiting in this host's spool
+    farewell_redis_up                                      1 when Redis answered this scrape
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+from redis.exceptions import RedisError
+
+from .services import get_services
+
+bp = Blueprint("metrics", __name__)
+
+HELP = {
+    "farewell_events_received_total": "Webhooks received, by source, event kind and outcome.",
+    "farewell_jobs_total": "Background jobs finished, by job and outcome.",
+    "farewell_emails_total": "Email send attempts, by transport and result.",
+    "farewell_spool_replayed_total": "Events replayed from the local spool into Redis.",
+}
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render(counters: dict, backlog: int, redis_up: bool) -> str:
+    lines: list[str] = []
+    by_name: dict[str, list[tuple[tuple[tuple[str, str], ...], int]]] = {}
+    for (name, labels), value in counters.items():
+        by_name.setdefault(name, []).append((labels, value))
+    for name in sorted(set(by_name) | set(HELP)):
+        lines.append(f"# HELP {name} {HELP.get(name, name)}")
+        lines.append(f"# TYPE {name} counter")
+        for labels, value in sorted(by_name.get(name, [])):
+            text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+            lines.append(f"{name}{{{text}}} {value}" if text else f"{name} {value}")
+    lines += [
+        "# HELP farewell_spool_backlog Events waiting in this host's local spool.",
+        "# TYPE farewell_spool_backlog gauge",
+        f"farewell_spool_backlog {backlog}",
+        "# HELP farewell_redis_up 1 when Redis answered this scrape.",
+        "# TYPE farewell_redis_up gauge",
+        f"farewell_redis_up {1 if redis_up else 0}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    services = get_services()
+    try:
+        counters, redis_up = services.store.counters(), True
+    except RedisError:
+        counters, redis_up = {}, False
+    body = render(counters, services.spool.backlog(), redis_up)
+    return Response(body, 200, content_type=CONTENT_TYPE)

@@ -1,0 +1,222 @@
+"""Hostile and random bodies against POST /hooks/memberpress: never a 500, always a clear
+4xx (or a 2xx for a valid event), and nothing stored for what is refused."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hooks import create_app
+from tests import payloads
+from tests.conftest import MEMBERPRESS_KEY, json_of, stored_keys
+from worker.events import member_key
+
+HEADERS = {"MEMBERPRESS-WEBHOOK-KEY": MEMBERPRESS_KEY}
+
+
+def _member(**fields):
+    body = payloads.memberpress()
+    body["data"]["member"].update(fields)
+    return json.dumps(body).encode()
+
+
+HOSTILE = [
+    ("deep nesting", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    ("deep objects", b'{"a":' * 40_000 + b"1" + b"}" * 40_000, "nested too deeply"),
+    ("invalid UTF-8", b'{"event": "\xff\xfe subscription-stopped"}', "not UTF-8"),
+    ("lone surrogate escape is fine JSON but no event", b'{"x": "\\ud800"}', "event is missing"),
+    ("JSON array", b"[1, 2, 3]", "must be a JSON object, not an array"),
+    ("JSON string", b'"subscription-stopped"', "must be a JSON object, not a string"),
+    ("JSON number", b"42", "must be a JSON object, not a number"),
+    ("JSON null", b"null", "must be a JSON object, not null"),
+    ("empty body", b"", "body is empty"),
+    ("NaN", b'{"event": NaN}', "event must be a string"),
+    ("number as event", b'{"event": 7}', "not one Farewell acts on"),
+    ("data not an object", b'{"event": "subscription-stopped", "data": [1]}', "data must be"),
+    ("email as number", _member(email=12345), "not an email address"),
+    ("email as list", _member(email=["a@example.com"]), "must be a string"),
+    ("email as object", _member(email={"a": 1}), "must be a string"),
+    ("email as bool", _member(email=True), "must be a string"),
+    ("first name as object", _member(first_name={"x": 1}), "must be a string"),
+    ("first name as float", _member(first_name=1.5), "must be a string"),
+    ("CRLF in first name", _member(first_name="Jane\r\nBcc: all@evil.example"), "single line"),
+    ("LF in last name", _member(last_name="Doe\nX-Spam: yes"), "single line"),
+    ("NUL in first name", _member(first_name="Ja\x00ne"), "single line"),
+    ("CRLF in email", _member(email="jane@example.com\r\nBcc: x@evil.example"), "single line"),
+    ("two addresses", _member(email="jane@example.com, bob@example.com"), "not an email"),
+    ("display-name form", _member(email="Jane <jane@example.com>"), "not an email"),
+    ("no domain", _member(email="jane@"), "not an email"),
+    ("no local part", _member(email="@example.com"), "not an email"),
+    ("no dot in domain", _member(email="jane@localhost"), "not an email"),
+    ("no at sign", _member(email="jane.example.com"), "not an email"),
+    ("spaces", _member(email="jane doe@example.com"), "not an email"),
+    ("huge first name", _member(first_name="J" * 10_000), "longer than 200"),
+]
+
+
+@pytest.mark.parametrize(("raw", "message"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE])
+def test_hostile_bodies_get_a_clear_4xx_and_store_nothing(client, runtime, raw, message):
+    response = client.post("/hooks/memberpress", data=raw, headers=HEADERS)
+    if "not one Farewell acts on" in message:
+        assert response.status_code == 200 and json_of(response)["status"] == "ignored"
+    else:
+        assert response.status_code == 400, response.data[:200]
+        assert message in json_of(response)["error"]
+    assert stored_keys(runtime.store.redis) == []
+    assert len(runtime.queue) == 0
+
+
+def test_a_huge_body_is_413_before_it_is_read(settings, runtime):
+    app = create_app({"TESTING": True, "SETTINGS": replace(settings, max_body_bytes=4096)})
+    response = app.test_client().post(
+        "/hooks/memberpress", data=b'{"event": "' + b"x" * 5_000_000 + b'"}', headers=HEADERS
+    )
+    assert response.status_code == 413
+    assert "larger than 4096 bytes" in json_of(response)["error"]
+    assert stored_keys(runtime.store.redis) == []
+
+
+def test_a_name_with_markup_and_unicode_is_stored_as_plain_text(client, runtime):
+    name = "<script>alert(1)</script> Zoë 🌙"
+    response = client.post("/hooks/memberpress", data=_member(first_name=name), headers=HEADERS)
+    assert response.status_code == 202
+    event = runtime.store.load_event(json_of(response)["event_id"])
+    assert event.member.first_name == name  # escaped where it is shown, never rewritten
+
+
+# --- 10,000 random payloads ---------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+field_values = (
+    json_values
+    | st.emails().map(str)
+    | st.sampled_from(["", " ", "a@b.co", "x\r\ny", "jane@example.com", "0", "128"])
+)
+events = st.sampled_from(
+    [
+        "subscription-stopped",
+        "subscription-expired",
+        "subscription-paused",
+        "subscription-resumed",
+        "subscription-created",
+        "member-deleted",
+        "transaction-completed",
+    ]
+) | st.text(max_size=20)
+
+
+@st.composite
+def memberpress_like(draw):
+    """The MemberPress shape with any field replaced by anything."""
+    body = payloads.memberpress(subscription_id=str(draw(st.integers(0, 10**6))))
+    body["event"] = draw(events)
+    for field in ("email", "first_name", "last_name", "id", "locale"):
+        if draw(st.booleans()):
+            body["data"]["member"][field] = draw(field_values)
+    for path in (("data", "id"), ("data", "status"), ("data", "membership", "id")):
+        if draw(st.integers(0, 3)) == 0:
+            target = body
+            for part in path[:-1]:
+                target = target[part]
+            target[path[-1]] = draw(field_values)
+    if draw(st.integers(0, 5)) == 0:
+        body["data"][draw(st.sampled_from(["member", "membership"]))] = draw(json_values)
+    if draw(st.integers(0, 8)) == 0:
+        body["data"] = draw(json_values)
+    return json.dumps(body).encode()
+
+
+bodies = (
+    memberpress_like() | json_values.map(lambda v: json.dumps(v).encode()) | st.binary(max_size=300)
+)
+
+
+@pytest.fixture
+def unlimited_client(settings, runtime):
+    # 10,000 requests from one address in seconds is exactly what the rate limit refuses.
+    return create_app(
+        {"TESTING": True, "SETTINGS": replace(settings, rate_limit="0")}
+    ).test_client()
+
+
+@pytest.mark.slow
+@settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(raw=bodies)
+def test_ten_thousand_random_bodies_never_break_the_receiver(unlimited_client, runtime, raw):
+    redis = runtime.store.redis
+    before = set(stored_keys(redis))
+    response = unlimited_client.post("/hooks/memberpress", data=raw, headers=HEADERS)
+    assert response.status_code in (200, 202, 400), (response.status_code, raw[:200])
+    body = json_of(response)
+    if response.status_code == 400:
+        assert body["error"]
+        assert set(stored_keys(redis)) == before
+    elif response.status_code == 202:
+        event = runtime.store.load_event(body["event_id"])
+        for text in (event.member.email, event.member.first_name, event.member.last_name):
+            assert "\r" not in text and "\n" not in text
+        assert "@" in event.member.email and member_key(event.member.email)
+    if len(before) > 2_000:
+        redis.flushdb()
+
+
+# --- every source, whatever lands later ---------------------------------------------------
+
+
+@pytest.fixture
+def every_source_client(settings, runtime):
+    """An app with every registered source switched on (a throwaway secret each)."""
+    from hooks.sources import SOURCES
+
+    secrets = {
+        m.SECRET_SETTING: f"hostile-test-secret-{n:04d}" for n, m in enumerate(SOURCES.values())
+    }
+    app = create_app({"TESTING": True, "SETTINGS": replace(settings, rate_limit="0", **secrets)})
+    return app.test_client(), sorted(SOURCES)
+
+
+header_values = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
+
+
+@pytest.mark.slow
+@settings(max_examples=1_500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), raw=bodies)
+def test_unauthenticated_random_bodies_to_every_source_never_break_it(
+    every_source_client, runtime, data, raw
+):
+    client, sources = every_source_client
+    source = data.draw(st.sampled_from(sources))
+    headers = data.draw(
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "MEMBERPRESS-WEBHOOK-KEY",
+                    "X-WC-Webhook-Signature",
+                    "X-WC-Webhook-Topic",
+                    "Stripe-Signature",
+                    "webhook-id",
+                    "webhook-timestamp",
+                    "webhook-signature",
+                    "Content-Type",
+                ]
+            ),
+            header_values,
+            max_size=4,
+        )
+    )
+    before = set(stored_keys(runtime.store.redis))
+    response = client.post(f"/hooks/{source}", data=raw, headers=headers)
+    assert response.status_code < 500, (source, response.status_code, raw[:100])
+    if response.status_code >= 400:
+        assert json_of(response)["error"]
+        assert set(stored_keys(runtime.store.redis)) == before

@@ -1,0 +1,411 @@
+"""Operations and security, in-process against a real Redis and a real SMTP server:
+rate limit, /metrics, /healthz, structured logs that leak nothing, scoped tokens,
+constant-time key checks, and send claims that survive a dead worker."""
+
+from __future__ import annotations
+
+import hmac
+import io
+import json
+import logging
+from dataclasses import replace
+
+import pytest
+
+from devstack.redis_server import free_port
+from hooks import create_app
+from hooks.sources import payload as source_payload
+from tests import payloads
+from tests.conftest import MEMBERPRESS_KEY, SECRET_KEY, json_of, stored_keys
+from worker import jobs, liveness, logs
+from worker import store as keys
+from worker.__main__ import FarewellWorker
+from worker.runtime import Runtime, set_runtime
+from worker.tokens import InvalidToken, Scope, make_token, read_token
+
+
+@pytest.fixture
+def smtp_runtime(runtime, smtp_settings):
+    """Jobs send through the test's SMTP server (the `runtime` fixture's outbox otherwise)."""
+    rt = Runtime(smtp_settings)
+    set_runtime(rt)
+    yield rt
+    set_runtime(runtime)
+    close = getattr(rt.__dict__.get("transport"), "close", None)
+    if close:
+        close()
+
+
+# --- rate limit ---------------------------------------------------------------------------
+
+
+def _limited_client(settings, rule: str, **extra):
+    app = create_app({"TESTING": True, "SETTINGS": replace(settings, rate_limit=rule, **extra)})
+    return app.test_client()
+
+
+def _post(client, i: int = 0, addr: str = "203.0.113.7", **kw):
+    body = payloads.body(payloads.memberpress(subscription_id=str(i), email=f"m{i}@example.org"))
+    return client.post(
+        "/hooks/memberpress",
+        data=body,
+        headers={"MEMBERPRESS-WEBHOOK-KEY": MEMBERPRESS_KEY},
+        environ_base={"REMOTE_ADDR": addr},
+        **kw,
+    )
+
+
+def test_past_the_limit_a_source_gets_429_with_retry_after(settings, runtime):
+    client = _limited_client(settings, "5/60")
+    assert [_post(client, i).status_code for i in range(5)] == [202] * 5
+    refused = _post(client, 99)
+    assert refused.status_code == 429
+    retry_after = int(refused.headers["Retry-After"])
+    assert 1 <= retry_after <= 60
+    assert f"retry after {retry_after} s" in json_of(refused)["error"]
+    assert runtime.store.redis.zcard(keys.PENDING_KEY) == 5  # the refused one left no trace
+
+
+def test_the_limit_is_per_client_address(settings, runtime):
+    client = _limited_client(settings, "2/60")
+    assert [_post(client, i).status_code for i in range(3)] == [202, 202, 429]
+    assert _post(client, 10, addr="198.51.100.9").status_code == 202
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_counts(settings, runtime):
+    client = _limited_client(settings, "1/60", trusted_proxies=1)
+    fwd = {"X-Forwarded-For": "192.0.2.1"}
+    body = payloads.body(payloads.memberpress())
+    headers = {"MEMBERPRESS-WEBHOOK-KEY": MEMBERPRESS_KEY}
+    assert (
+        client.post("/hooks/memberpress", data=body, headers={**headers, **fwd}).status_code == 202
+    )
+    again = payloads.body(payloads.memberpress(subscription_id="3"))
+    response = client.post("/hooks/memberpress", data=again, headers={**headers, **fwd})
+    assert response.status_code == 429
+    other = {"X-Forwarded-For": "192.0.2.2"}
+    second = payloads.body(payloads.memberpress(subscription_id="2"))
+    response = client.post("/hooks/memberpress", data=second, headers={**headers, **other})
+    assert response.status_code == 202
+
+
+def test_the_default_limit_lets_a_cancellation_wave_through(client, runtime):
+    # 400 cancellations from one WordPress site in a few seconds: all accepted.
+    statuses = {_post(client, i).status_code for i in range(400)}
+    assert statuses == {202}
+
+
+def test_the_limiter_fails_open_when_redis_is_down_so_the_spool_still_works(settings, runtime):
+    dead = replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0", rate_limit="1/60")
+    client = create_app({"TESTING": True, "SETTINGS": dead}).test_client()
+    for i in range(3):
+        response = _post(client, i)
+        assert response.status_code == 202
+        assert json_of(response)["spooled"] is True
+
+
+def test_a_malformed_rate_limit_setting_is_named():
+    from worker.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="FAREWELL_RATE_LIMIT"):
+        Settings.from_env({"FAREWELL_RATE_LIMIT": "lots"})
+    assert Settings.from_env({"FAREWELL_RATE_LIMIT": "0"}).rate_limit_rule() is None
+
+
+# --- metrics and health -------------------------------------------------------------------
+
+
+def _metric(text: str, name: str, **labels: str) -> float | None:
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{wanted}}} ") or (not labels and line.startswith(f"{name} ")):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def _burst_worker(runtime) -> None:
+    queue = runtime.queue
+    FarewellWorker([queue], connection=queue.connection, serializer=queue.serializer).work(
+        burst=True, with_scheduler=False
+    )
+
+
+def test_metrics_count_events_jobs_and_emails_across_processes(client, post_hook, runtime):
+    post_hook.memberpress()
+    post_hook.memberpress()  # duplicate
+    post_hook.memberpress(key="wrong")
+    post_hook.memberpress(raw=b"[]")
+    post_hook.memberpress(payloads.memberpress("transaction-completed"))
+    _burst_worker(runtime)
+
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    text = response.get_data(as_text=True)
+    received = "farewell_events_received_total"
+    assert _metric(text, received, source="memberpress", kind="cancelled", status="queued") == 1
+    assert _metric(text, received, source="memberpress", kind="cancelled", status="duplicate") == 1
+    assert _metric(text, received, source="memberpress", kind="none", status="unauthorized") == 1
+    assert _metric(text, received, source="memberpress", kind="none", status="invalid") == 1
+    assert _metric(text, received, source="memberpress", kind="none", status="ignored") == 1
+    assert _metric(text, "farewell_jobs_total", job="handle_event", outcome="ok") == 1
+    assert _metric(text, "farewell_jobs_total", job="send_step", outcome="ok") == 1
+    assert _metric(text, "farewell_emails_total", transport="outbox", result="sent") == 1
+    assert _metric(text, "farewell_spool_backlog") == 0
+    assert _metric(text, "farewell_redis_up") == 1
+    assert "# TYPE farewell_events_received_total counter" in text
+
+
+def test_metrics_answer_without_redis(settings, runtime):
+    dead = replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    text = create_app({"TESTING": True, "SETTINGS": dead}).test_client().get("/metrics").text
+    assert _metric(text, "farewell_redis_up") == 0
+
+
+def test_healthz_reports_scheduler_spool_and_last_send_error(client, runtime, settings):
+    body = json_of(client.get("/healthz"))
+    assert body["status"] == "ok" and body["redis"] == "ok"
+    assert body["scheduler"] == "missing"
+    assert any("python -m worker" in w for w in body["warnings"])
+    assert body["last_send_error"] is None
+
+    runtime.store.redis.set(keys.scheduler_lock_key(settings.queue_name), "w", ex=60)
+    body = json_of(client.get("/healthz"))
+    assert body["scheduler"] == "ok" and body["warnings"] == []
+    runtime.store.record_send_error({"transport": "smtp", "error": "SMTP login refused: 535"})
+    body = json_of(client.get("/healthz"))
+    assert body["last_send_error"]["error"] == "SMTP login refused: 535"
+    assert body["warnings"] == ["mail is failing: SMTP login refused: 535"]
+
+
+def test_deferred_and_rejected_sends_are_counted(smtp_runtime, smtp_server, post_hook, work):
+    smtp_server.sink.rcpt_reply = "451 4.3.0 try again later"
+    post_hook.memberpress()
+    work()
+    smtp_server.sink.rcpt_reply = "550 5.1.1 no such user"
+    post_hook.memberpress(payloads.memberpress(email="bob@example.com", subscription_id="2"))
+    work()
+    counters = smtp_runtime.store.counters()
+    emails = "farewell_emails_total"
+    assert counters[(emails, (("result", "deferred"), ("transport", "smtp")))] == 1
+    assert counters[(emails, (("result", "rejected"), ("transport", "smtp")))] == 1
+
+
+# --- logs ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def captured_logs(settings):
+    """What the process's log handler writes, as configured by create_app / python -m worker."""
+    stream = io.StringIO()
+    logs.configure(replace(settings, log_format="json"), stream=stream)
+    yield stream
+    logging.getLogger().handlers = [
+        h for h in logging.getLogger().handlers if h.get_name() != "farewell"
+    ]
+
+
+def test_a_full_flow_logs_json_lines_with_event_ids_and_no_address_or_secret(
+    smtp_runtime, smtp_server, captured_logs
+):
+    rt = smtp_runtime
+    settings = replace(rt.settings, log_format="json")
+    app = create_app({"TESTING": True, "SETTINGS": settings})
+    logs.configure(settings, stream=captured_logs)
+    client = app.test_client()
+    good = payloads.memberpress(email="jane.doe@example.com")
+    client.post(f"/hooks/memberpress?key={MEMBERPRESS_KEY}", data=payloads.body(good))
+    client.post("/hooks/memberpress", data=b"{}", headers={"MEMBERPRESS-WEBHOOK-KEY": "nope"})
+    # The SMTP server quotes the address back in its refusal; that must not reach the log.
+    smtp_server.sink.rcpt_reply = "550 5.1.1 <jane.doe+x@example.com>: no such user"
+    rejected = payloads.memberpress(email="jane.doe+x@example.com", subscription_id="9")
+    client.post(
+        "/hooks/memberpress",
+        data=payloads.body(rejected),
+        headers={"MEMBERPRESS-WEBHOOK-KEY": MEMBERPRESS_KEY},
+    )
+    _burst_worker(rt)
+    logging.getLogger("test").error("oops %s", f"{SECRET_KEY} and {MEMBERPRESS_KEY}")
+
+    text = captured_logs.getvalue()
+    lines = [json.loads(line) for line in text.splitlines()]  # every line is one JSON object
+    assert len(lines) >= 8
+    assert "jane.doe@example.com" not in text and "jane.doe+x@example.com" not in text
+    assert "j***@example.com" in text
+    assert SECRET_KEY not in text and MEMBERPRESS_KEY not in text
+    job_lines = [entry for entry in lines if entry["logger"] == "worker.jobs"]
+    assert len(job_lines) >= 4 and all("event_id" in entry for entry in job_lines)
+    queued = [entry for entry in lines if "queued" in entry["msg"]]
+    assert queued and all(entry["event_id"].startswith("memberpress-") for entry in queued)
+    assert {"ts", "level", "logger", "msg"} <= set(lines[0])
+
+
+def test_text_logs_are_redacted_too(settings):
+    stream = io.StringIO()
+    logs.configure(settings, stream=stream)
+    try:
+        logging.getLogger("t").warning("to ana.silva@example.com with %s", MEMBERPRESS_KEY)
+    finally:
+        logging.getLogger().handlers = [
+            h for h in logging.getLogger().handlers if h.get_name() != "farewell"
+        ]
+    assert stream.getvalue().rstrip().endswith("to a***@example.com with ***")
+
+
+def test_secrets_in_urls_and_later_settings_are_known():
+    from worker.settings import Settings
+
+    settings = Settings.from_env(
+        {
+            "REDIS_URL": "redis://:redispass99@db:6379/0",
+            "FAREWELL_SMTP_URL": "smtp://user:smtppass99@mail:587",
+            "FAREWELL_POSTMARK_TOKEN": "pm-token-123456",
+        }
+    )
+    assert {"redispass99", "smtppass99", "pm-token-123456"} <= set(logs.secrets_of(settings))
+
+
+# --- tokens and key checks ----------------------------------------------------------------
+
+
+def test_tokens_are_signed_and_scoped():
+    feedback = make_token(SECRET_KEY, Scope.FEEDBACK, "seq-1")
+    unsubscribe = make_token(SECRET_KEY, Scope.UNSUBSCRIBE, "seq-1")
+    assert read_token(SECRET_KEY, Scope.FEEDBACK, feedback) == "seq-1"
+    with pytest.raises(InvalidToken):
+        read_token(SECRET_KEY, Scope.UNSUBSCRIBE, feedback)  # feedback cannot unsubscribe
+    with pytest.raises(InvalidToken):
+        read_token(SECRET_KEY, Scope.FEEDBACK, unsubscribe)  # and the other way round
+    with pytest.raises(InvalidToken):
+        read_token("another-secret-key-0123456789", Scope.FEEDBACK, feedback)
+    with pytest.raises(InvalidToken):
+        read_token(SECRET_KEY, Scope.FEEDBACK, feedback[:-2] + "xx")
+
+
+def test_webhook_keys_are_compared_in_constant_time(monkeypatch, post_hook):
+    calls = []
+    real = hmac.compare_digest
+
+    def spy(a, b):
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(source_payload.hmac, "compare_digest", spy)
+    assert post_hook.memberpress(key="wrong-key").status_code == 401
+    assert post_hook.memberpress().status_code == 202
+    key = MEMBERPRESS_KEY.encode()
+    assert calls == [(b"wrong-key", key), (key, key)]
+
+
+# --- send claims --------------------------------------------------------------------------
+
+
+def test_a_dead_workers_uncommitted_claim_is_taken_over(runtime):
+    store = runtime.store
+    store.redis.set(keys.alive_key("farewell-a"), "1", ex=10)
+    assert store.claim_send("seq", "step", owner="farewell-a") is None
+    # While its owner lives, the claim holds.
+    assert store.claim_send("seq", "step", owner="farewell-b").startswith("sending|farewell-a|")
+    store.redis.delete(keys.alive_key("farewell-a"))  # owner died; claim ages past the guard
+    value = store.redis.get(keys.send_claim_key("seq", "step"))
+    old = value.rsplit("|", 1)[0] + f"|{float(value.rsplit('|', 1)[1]) - 60:.3f}"
+    store.redis.set(keys.send_claim_key("seq", "step"), old)
+    assert store.claim_send("seq", "step", owner="farewell-b") is None
+    assert not store.commit_send("seq", "step", "farewell-a")  # the old owner is fenced off
+    assert store.commit_send("seq", "step", "farewell-b")
+
+
+def test_a_committed_claim_is_never_taken_over(runtime):
+    store = runtime.store
+    assert store.claim_send("seq", "step", owner="farewell-a") is None
+    assert store.commit_send("seq", "step", "farewell-a")
+    store.redis.delete(keys.alive_key("farewell-a"))  # its owner died right after committing
+    assert store.claim_send("seq", "step", owner="farewell-b").startswith("committing|")
+    store.release_send("seq", "step", "farewell-b")  # not b's to release
+    assert store.redis.exists(keys.send_claim_key("seq", "step"))
+
+
+def test_a_step_whose_claim_another_worker_holds_is_retried_not_dropped(
+    post_hook, runtime, work, outbox
+):
+    event_id = json_of(post_hook.memberpress())["event_id"]
+    runtime.store.redis.set(keys.alive_key("farewell-other"), "1", ex=10)
+    assert runtime.store.claim_send(event_id, "feedback_request", owner="farewell-other") is None
+    jobs.handle_event(event_id)
+    with pytest.raises(jobs.ClaimBusy):
+        jobs.send_step(event_id, "feedback_request")
+    assert outbox() == []
+
+
+def test_an_smtp_send_commits_after_the_envelope_and_before_data(
+    smtp_runtime, smtp_server, post_hook, work
+):
+    rt = smtp_runtime
+    liveness.set_owner("farewell-test-owner")
+    try:
+        event_id = json_of(post_hook.memberpress())["event_id"]
+        # A refused recipient is known before the commit point: the claim never commits.
+        smtp_server.sink.rcpt_reply = "452 4.2.2 mailbox full"
+        work()
+        assert rt.store.redis.get(keys.send_claim_key(event_id, "feedback_request")) is None
+        smtp_server.sink.rcpt_reply = None
+        rt.queue.enqueue_call("worker.jobs.send_step", args=(event_id, "feedback_request"))
+        work()
+        claim = rt.store.redis.get(keys.send_claim_key(event_id, "feedback_request"))
+        assert claim.startswith("sent:") and len(smtp_server.sink.messages) == 1
+    finally:
+        liveness.set_owner(None)
+
+
+def test_rejected_requests_store_only_operational_counters(post_hook, runtime):
+    post_hook.memberpress(key="nope")
+    assert stored_keys(runtime.store.redis) == []
+    assert runtime.store.redis.exists(keys.METRICS_KEY)
+
+
+# --- jobs of dead workers -----------------------------------------------------------------
+
+
+def _running_on(runtime, worker_name: str):
+    """A job RQ believes `worker_name` is running (as after that worker was SIGKILLed)."""
+    from rq.executions import Execution
+
+    job = runtime.queue.enqueue_call("worker.jobs.handle_event", args=("x",), job_id="j-1")
+    runtime.queue.remove(job)  # dequeued by the (now dead) worker
+    pipe = runtime.queue.connection.pipeline()
+    Execution.create(job, 120, pipeline=pipe, worker_name=worker_name)
+    pipe.execute()
+    return job
+
+
+def test_a_job_of_a_worker_without_heartbeat_is_requeued_once(runtime):
+    from worker.recovery import reclaim_abandoned
+
+    _running_on(runtime, "farewell-dead-1")
+    assert reclaim_abandoned(runtime.queue) == ["j-1"]
+    assert runtime.queue.job_ids == ["j-1"]
+    assert reclaim_abandoned(runtime.queue) == []  # a second sweeper finds nothing
+
+
+def test_a_job_of_a_live_worker_is_left_alone(runtime):
+    from worker.recovery import reclaim_abandoned
+
+    liveness.beat(runtime.queue.connection, "farewell-alive-1")
+    _running_on(runtime, "farewell-alive-1")
+    assert reclaim_abandoned(runtime.queue) == []
+    assert runtime.queue.job_ids == []
+
+
+@pytest.mark.parametrize(("lock_ttl", "released"), [(None, True), (61, False), (30, True)])
+def test_due_jobs_move_when_no_live_scheduler_holds_the_queue(runtime, lock_ttl, released):
+    from datetime import timedelta
+
+    from worker.recovery import release_due_jobs
+
+    queue = runtime.queue
+    queue.enqueue_in(timedelta(seconds=-1), "worker.jobs.handle_event", "x", job_id="due-1")
+    lock = keys.scheduler_lock_key(queue.name)
+    if lock_ttl:  # a live scheduler (fresh lock) or a dead one (lock left to run down)
+        queue.connection.set(lock, "some-scheduler", ex=lock_ttl)
+    assert release_due_jobs(queue) is released
+    assert (queue.job_ids == ["due-1"]) is released
