@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -187,6 +189,7 @@ def run_farewell(args, report: Report, sink: Sink, var: Path, output, log) -> No
         for name, proc in stack.children.items():
             roots[name.replace("worker", "worker ").strip() if name != "web" else "web"] = proc.pid
         sampler = RssSampler(roots).start()
+        profilers = start_profilers(args.profile, stack) if args.profile else []
         sink.reset()
         log(f"firing {args.n} webhooks from {args.c} connections...")
         result = fire(
@@ -223,6 +226,7 @@ def run_farewell(args, report: Report, sink: Sink, var: Path, output, log) -> No
             time.sleep(0.2)
         time.sleep(1.0)
         stats = sink.stats()
+        stop_profilers(profilers, log)
         report.peak_rss_mb = {k: v / 2**20 for k, v in sampler.stop().items()}
         sampler = None
 
@@ -252,6 +256,46 @@ def run_farewell(args, report: Report, sink: Sink, var: Path, output, log) -> No
         if sampler:
             sampler.stop()
         stack.stop()
+
+
+def start_profilers(folder: Path, stack: Stack) -> list[subprocess.Popen]:
+    """py-spy on web and worker(s) (with their children) while the wave runs: collapsed
+    stacks, one file per process, for `flamegraph.pl` or speedscope."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).parent / "py-spy"
+    procs = []
+    for name, proc in stack.children.items():
+        procs.append(
+            subprocess.Popen(
+                [
+                    spy,
+                    "record",
+                    "--pid",
+                    str(proc.pid),
+                    "--subprocesses",
+                    "--nonblocking",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(folder / f"{name}.txt"),
+                    "--rate",
+                    "200",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    time.sleep(1.0)  # py-spy attaches
+    return procs
+
+
+def stop_profilers(procs: list[subprocess.Popen], log) -> None:
+    for proc in procs:
+        proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    for proc in procs:
+        proc.wait(30)
+    if procs:
+        log("profiles written (collapsed stacks)")
 
 
 def table(r: Report) -> str:
@@ -348,6 +392,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=2, help="load-generator processes")
     parser.add_argument("--quick", action="store_true", help="a ~30 s run (N=2000)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--profile", type=Path, help="py-spy web and worker into this folder")
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs)")
     args = parser.parse_args(argv)
     if args.quick:
