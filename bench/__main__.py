@@ -179,17 +179,19 @@ def run_farewell(args, report: Report, sink: Sink, var: Path, output, log) -> No
     }
     stack = Stack(var_dir=var, env=env, processes=tuple(names), procfile=procfile, output=output)
     sampler = None
+    profilers: list[subprocess.Popen] = []
     try:
         stack.start()
         stack.wait_ready()
         redis = Redis.from_url(stack.env["REDIS_URL"], decode_responses=True)
-        wait_for_workers(redis, args.workers, stack)
+        if args.workers:
+            wait_for_workers(redis, args.workers, stack)
         memory_before = references.used_memory(redis)
         roots = {"redis": stack.redis.process.pid, "smtp sink": sink.pid}
         for name, proc in stack.children.items():
             roots[name.replace("worker", "worker ").strip() if name != "web" else "web"] = proc.pid
         sampler = RssSampler(roots).start()
-        profilers = start_profilers(args.profile, stack) if args.profile else []
+        profilers = start_profilers(args.profile, stack, args.profile_gil) if args.profile else []
         sink.reset()
         log(f"firing {args.n} webhooks from {args.c} connections...")
         result = fire(
@@ -205,28 +207,13 @@ def run_farewell(args, report: Report, sink: Sink, var: Path, output, log) -> No
         report.statuses = dict(result.statuses)
         report.errors = result.errors
         log(f"ingest: {report.ingest_per_s:.0f}/s; waiting for the emails...")
-
-        last_count, last_change = -1, time.monotonic()
-        while True:
-            count = sink.count()
-            if count >= args.n:
-                break
-            if count != last_count:
-                last_count, last_change = count, time.monotonic()
-            elif time.monotonic() - last_change > STALL_SECONDS:
-                log(f"no new email for {STALL_SECONDS:.0f} s; stopping the wait")
-                break
-            stack.check_alive()
-            time.sleep(0.1)
-        # Let whatever is still queued run, so a duplicate would show up.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (
-            redis.zcard(PENDING_KEY) or redis.llen(f"rq:queue:{Settings().queue_name}")
-        ):
-            time.sleep(0.2)
-        time.sleep(1.0)
+        if args.workers:
+            wait_for_emails(args.n, sink, stack, redis, log)
+        else:
+            log("--workers 0: ingest only, no emails to wait for")
         stats = sink.stats()
         stop_profilers(profilers, log)
+        profilers = []
         report.peak_rss_mb = {k: v / 2**20 for k, v in sampler.stop().items()}
         sampler = None
 
@@ -253,14 +240,39 @@ def run_farewell(args, report: Report, sink: Sink, var: Path, output, log) -> No
         )
         redis.close()
     finally:
+        stop_profilers(profilers, log)
         if sampler:
             sampler.stop()
         stack.stop()
 
 
-def start_profilers(folder: Path, stack: Stack) -> list[subprocess.Popen]:
+def wait_for_emails(n: int, sink: Sink, stack: Stack, redis: Redis, log) -> None:
+    """Until the sink has n messages (or nothing new arrives for STALL_SECONDS), then until
+    nothing is pending or queued, so a duplicate would still show up."""
+    last_count, last_change = -1, time.monotonic()
+    while True:
+        count = sink.count()
+        if count >= n:
+            break
+        if count != last_count:
+            last_count, last_change = count, time.monotonic()
+        elif time.monotonic() - last_change > STALL_SECONDS:
+            log(f"no new email for {STALL_SECONDS:.0f} s; stopping the wait")
+            break
+        stack.check_alive()
+        time.sleep(0.1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (
+        redis.zcard(PENDING_KEY) or redis.llen(f"rq:queue:{Settings().queue_name}")
+    ):
+        time.sleep(0.2)
+    time.sleep(1.0)
+
+
+def start_profilers(folder: Path, stack: Stack, gil_only: bool) -> list[subprocess.Popen]:
     """py-spy on web and worker(s) (with their children) while the wave runs: collapsed
-    stacks, one file per process, for `flamegraph.pl` or speedscope."""
+    stacks, one file per process, for `flamegraph.pl` or speedscope. `gil_only` keeps only
+    samples holding the GIL (Python CPU time, not waiting on Redis or SMTP)."""
     folder.mkdir(parents=True, exist_ok=True)
     spy = Path(sys.executable).parent / "py-spy"
     procs = []
@@ -280,6 +292,7 @@ def start_profilers(folder: Path, stack: Stack) -> list[subprocess.Popen]:
                     str(folder / f"{name}.txt"),
                     "--rate",
                     "200",
+                    *(["--gil"] if gil_only else []),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -393,6 +406,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a ~30 s run (N=2000)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--profile", type=Path, help="py-spy web and worker into this folder")
+    parser.add_argument("--profile-gil", action="store_true", help="profile GIL holders only")
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs)")
     args = parser.parse_args(argv)
     if args.quick:

@@ -108,3 +108,37 @@ def test_the_sweeper_requeues_an_accepted_event_whose_job_was_lost(runtime):
     assert runtime.queue.job_ids == [job_id]
     # A job that exists is left alone.
     assert requeue_stale(runtime.store, runtime.queue, older_than=-1) == 0
+
+
+def test_event_to_dict_matches_asdict_and_round_trips():
+    from dataclasses import asdict
+
+    from worker.events import Event
+
+    event = _event()
+    expected = asdict(event)
+    expected.update(
+        kind=event.kind.value,
+        occurred_at=event.occurred_at.isoformat(),
+        access_ends_at=None,
+        event_id=event.event_id,
+    )
+    assert event.to_dict() == expected
+    assert Event.from_dict(event.to_dict()) == event
+
+
+def test_webhooks_get_no_session_but_pages_do(app):
+    from flask import session
+
+    with app.test_request_context("/hooks/memberpress", method="POST"):
+        app.preprocess_request()
+        assert app.session_interface.is_null_session(session)
+    with app.test_request_context("/feedback/some-token"):
+        assert not app.session_interface.is_null_session(session)
+        session["csrf_token"] = "x"  # pages may still write it
+
+
+def test_a_webhook_reply_sets_no_cookie(post_hook):
+    response = post_hook.memberpress()
+    assert response.status_code == 202
+    assert "Set-Cookie" not in response.headers
