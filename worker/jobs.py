@@ -66,6 +66,8 @@ def start_sequence(event: Event) -> str:
     now = utcnow()
     for step in rt.playbook.steps_for(membership_id):
         delay = max(event.occurred_at + step.delay - now, timedelta(0))
+        if not delay and send_now(seq.id, step.id):
+            continue
         planned += schedule_step(rt.queue, seq.id, step.id, delay)
     return f"sequence {'started' if created else 'exists'}, {planned} step(s) planned"
 
@@ -137,6 +139,22 @@ def send_step(sequence_id: str, step_id: str) -> str:
         rt.transport.name,
     )
     return "sent"
+
+
+def send_now(sequence_id: str, step_id: str) -> bool:
+    """Send a step that is due now inside handle_event, saving a job per cancellation.
+
+    Idempotent like send_step itself (its send claim). Any failure leaves the step to a
+    send_step job instead, with its retry policy: False means "schedule it".
+    """
+    try:
+        send_step(sequence_id, step_id)
+    except Exception as exc:
+        log.warning(
+            "step %s/%s: inline send failed (%s); queued as a job", sequence_id, step_id, exc
+        )
+        return False
+    return True
 
 
 def _skip(sequence_id: str, step_id: str, reason: str) -> str:
