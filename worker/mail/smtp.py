@@ -13,7 +13,7 @@ from email.utils import parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .errors import MailConfigError, RecipientRejected, TransientMailError
-from .message import OutgoingEmail, to_mime
+from .message import OutgoingEmail, wire_bytes
 
 
 @dataclass(frozen=True)
@@ -97,9 +97,8 @@ class SmtpTransport:
             self._conn = None
 
     def send(self, email: OutgoingEmail) -> str:
-        msg = to_mime(email)
         sender = parseaddr(email.sender)[1]
-        data = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))  # SMTP wants CRLF
+        data = wire_bytes(email)  # CRLF line ends, as SMTP wants
         for attempt in (1, 2):
             if self._conn is None:
                 self._conn = self._connect()
