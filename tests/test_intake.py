@@ -142,3 +142,13 @@ def test_a_webhook_reply_sets_no_cookie(post_hook):
     response = post_hook.memberpress()
     assert response.status_code == 202
     assert "Set-Cookie" not in response.headers
+
+
+def test_a_handled_event_leaves_no_job_or_result_behind(post_hook, work, runtime):
+    event_id = post_hook.memberpress().get_json()["event_id"]
+    work()
+    connection = runtime.queue.connection
+    assert not connection.exists(Job.key_for(event_job_id(event_id)))
+    assert connection.keys("rq:results:*") == []
+    assert runtime.store.stale_pending(older_than=-1) == []
+    assert requeue_stale(runtime.store, runtime.queue, older_than=-1) == 0

@@ -23,8 +23,10 @@ SEND_RETRY = Retry(max=8, interval=[10, 30, 60, 300, 900, 1800, 3600, 3600])
 EVENT_RETRY = Retry(max=5, interval=[5, 30, 120, 600, 1800])
 JOB_TIMEOUT = 60
 HANDLE_EVENT = "worker.jobs.handle_event"
-# A handled event's job and result are kept this long (failed ones: 30 days, for retry).
-EVENT_RESULT_TTL = 3600
+# A handled event's job is deleted at once: its outcome is in the store (member, sequence,
+# send claims), and RQ's result stream per job was ~70% of Redis memory per cancellation.
+# Failed jobs stay 30 days (failure_ttl), for an operator to retry.
+EVENT_RESULT_TTL = 0
 
 
 def rq_connection(url: str) -> Redis:
