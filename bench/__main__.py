@@ -42,6 +42,7 @@ class Report:
     n: int
     c: int
     workers: int
+    keepalive: bool
     cpus: int
     load_before: tuple[float, float, float]
     other_cpu_before: float
@@ -64,6 +65,7 @@ class Report:
     emails_per_s: float = 0.0
     drain_per_s: float = 0.0
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
     redis_bytes_per_step: float = 0.0
     redis_bytes_per_cancellation: float = 0.0
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -131,7 +133,7 @@ def measure_raw(sink: Sink, count: int, log) -> float:
 
 
 def measure_bare(
-    var: Path, n: int, c: int, clients: int, output, log
+    var: Path, n: int, c: int, clients: int, keepalive: bool, output, log
 ) -> tuple[float, dict[str, float]]:
     procfile = read_procfile()
     web = procfile["web"]
@@ -147,7 +149,15 @@ def measure_bare(
     try:
         stack.start()
         stack.wait_ready()
-        result = fire("127.0.0.1", stack.port, n=n, concurrency=c, key="x", processes=clients)
+        result = fire(
+            "127.0.0.1",
+            stack.port,
+            n=n,
+            concurrency=c,
+            key="x",
+            processes=clients,
+            keepalive=keepalive,
+        )
     finally:
         stack.stop()
     if result.statuses != {200: n}:
@@ -207,6 +217,7 @@ def run_farewell(args, report: Report, sink: Sink, var: Path, output, log) -> No
             concurrency=args.c,
             key=stack.env["FAREWELL_MEMBERPRESS_KEY"],
             processes=args.clients,
+            keepalive=args.keepalive,
         )
         report.ingest_per_s = rate(result, args.n)
         report.latency_ms = percentiles(result.latencies)
@@ -221,6 +232,7 @@ def run_farewell(args, report: Report, sink: Sink, var: Path, output, log) -> No
         stop_profilers(profilers, log)
         profilers = []
         report.peak_rss_mb = {k: v / 2**20 for k, v in sampler.stop().items()}
+        report.cpu_seconds = dict(sampler.cpu)
         sampler = None
 
         wanted = {member_email(i) for i in range(args.n)}
@@ -371,6 +383,13 @@ def table(r: Report) -> str:
             f"< 150 {'ok' if max(r.peak_rss_mb.values(), default=0) < 150 else 'MISSED'}",
         ),
         (
+            "CPU seconds during the wave",
+            ", ".join(f"{k} {v:.1f}" for k, v in sorted(r.cpu_seconds.items())),
+            "",
+            "",
+            "",
+        ),
+        (
             "errors",
             f"{r.errors} network, replies {r.statuses}",
             "",
@@ -396,7 +415,8 @@ def table(r: Report) -> str:
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = [
-        f"Farewell bench: N={r.n} C={r.c} worker processes={r.workers}; {r.cpus} CPUs; "
+        f"Farewell bench: N={r.n} C={r.c} worker processes={r.workers} "
+        f"({'keep-alive' if r.keepalive else 'one connection per webhook'}); {r.cpus} CPUs; "
         f"load average before {r.load_before[0]:.2f}, after {r.load_after[0]:.2f}; other "
         f"processes used {r.other_cpu_before:.0f}% CPU just before the run",
         "",
@@ -414,6 +434,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--c", type=int, default=32, help="concurrent client connections")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--clients", type=int, default=2, help="load-generator processes")
+    parser.add_argument(
+        "--keepalive",
+        action="store_true",
+        help="reuse client connections (HTTP/1.1); default: one connection per webhook, "
+        "HTTP/1.0, as WordPress sends them",
+    )
     parser.add_argument("--quick", action="store_true", help="a ~30 s run (N=2000)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--profile", type=Path, help="py-spy web and worker into this folder")
@@ -438,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         n=args.n,
         c=args.c,
         workers=args.workers,
+        keepalive=args.keepalive,
         cpus=os.cpu_count() or 0,
         load_before=os.getloadavg(),
         other_cpu_before=other_cpu_percent({os.getpid()}),
@@ -453,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         # other load on the box can only lower a reference, which would flatter the ratios.
         report.raw_runs.append(measure_raw(sink, args.raw, log))
         per_s, latency = measure_bare(
-            folder / f"bare{k}", args.bare, args.c, args.clients, output, log
+            folder / f"bare{k}", args.bare, args.c, args.clients, args.keepalive, output, log
         )
         report.bare_runs.append(per_s)
         if per_s >= max(report.bare_runs):

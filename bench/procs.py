@@ -20,6 +20,8 @@ class RssSampler:
         self.peaks: dict[str, int] = {}
         self._labels: dict[int, str] = {}
         self._children: dict[str, int] = {}
+        self.cpu: dict[str, float] = {}  # CPU seconds used since sampling started
+        self._cpu_first: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rss", daemon=True)
 
@@ -38,11 +40,16 @@ class RssSampler:
                         self._children[root] = self._children.get(root, 0) + 1
                         self._labels[member.pid] = f"{root} child {self._children[root]}"
                 try:
-                    rss = member.memory_info().rss
+                    with member.oneshot():
+                        rss = member.memory_info().rss
+                        times = member.cpu_times()
                 except psutil.Error:
                     continue
                 label = self._labels[member.pid]
                 self.peaks[label] = max(self.peaks.get(label, 0), rss)
+                cpu = times.user + times.system
+                self._cpu_first.setdefault(member.pid, cpu)
+                self.cpu[label] = cpu - self._cpu_first[member.pid]
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
