@@ -152,3 +152,21 @@ def test_a_handled_event_leaves_no_job_or_result_behind(post_hook, work, runtime
     assert connection.keys("rq:results:*") == []
     assert runtime.store.stale_pending(older_than=-1) == []
     assert requeue_stale(runtime.store, runtime.queue, older_than=-1) == 0
+
+
+def test_the_worker_lowers_its_cpu_priority_by_the_setting():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os; from worker.__main__ import lower_priority; from worker.settings import "
+        "Settings; before = os.nice(0); lower_priority(Settings.from_env().worker_nice); "
+        "print(os.nice(0) - before)"
+    )
+    env = {**os.environ, "FAREWELL_WORKER_NICE": "3"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "3", out.stderr
+    env["FAREWELL_WORKER_NICE"] = "0"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "0", out.stderr

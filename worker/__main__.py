@@ -7,6 +7,7 @@ stays open across jobs, instead of being rebuilt in a fork for every email.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 
@@ -31,6 +32,13 @@ def _sweep_forever(stop: threading.Event) -> None:
             log.exception("pending-event sweep failed")
 
 
+def lower_priority(increment: int) -> None:
+    """Yield the CPU to the web process when both share a box: webhook replies are what
+    a plugin waits for (and MemberPress never retries a 5xx); an email may wait seconds."""
+    if increment > 0:
+        os.nice(increment)
+
+
 def preflight() -> None:
     """Fail at start-up, not on the first cancellation."""
     rt = runtime()
@@ -51,6 +59,7 @@ def main() -> int:
         log.error("refusing to start: %s", exc)
         return 2
     rt = runtime()
+    lower_priority(rt.settings.worker_nice)
     stop = threading.Event()
     threading.Thread(target=_sweep_forever, args=(stop,), name="sweep", daemon=True).start()
     worker = SimpleWorker(

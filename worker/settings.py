@@ -56,6 +56,10 @@ class Settings:
 
     admin_password: str = ""
 
+    # Worker: how much lower than the web process its CPU priority is (nice increment), so
+    # on a shared box webhook replies stay fast during a wave; 0 leaves it as started.
+    worker_nice: int = 10
+
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
