@@ -30,13 +30,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
 
-    from . import cli, health, receiver, security, services
+    from . import bounces, cli, health, receiver, security, services, unsubscribe
 
     svc = services.init_app(app, settings)
     security.init_app(app, settings.base_url)
     cli.init_app(app)
     app.register_blueprint(receiver.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(bounces.bp)
+    app.register_blueprint(unsubscribe.bp)
 
     @app.errorhandler(HTTPException)
     def json_http_error(exc: HTTPException) -> ResponseReturnValue:

@@ -27,5 +27,35 @@ def spool_status() -> None:
     click.echo(f"{get_services().spool.backlog()} event(s) waiting")
 
 
+jobs_cli = AppGroup("jobs", help="RQ jobs: the failed ones, and sending them again.")
+
+
+@jobs_cli.command("failed")
+def jobs_failed() -> None:
+    """List the jobs in RQ's failed registry (e.g. sends stopped by a mail config error)."""
+    from worker.joblist import failed_jobs
+
+    services = get_services()
+    entries = failed_jobs(services.queue)
+    for entry in entries:
+        click.echo(f"{entry.job_id}  {entry.reason}")
+    click.echo(f"{len(entries)} failed job(s)")
+
+
+@jobs_cli.command("retry-failed")
+def jobs_retry_failed() -> None:
+    """Requeue every failed job, once the cause (a bad API key, say) is fixed."""
+    from worker.joblist import retry_failed
+
+    services = get_services()
+    requeued = retry_failed(services.queue)
+    services.store.clear_send_error()
+    click.echo(f"requeued {requeued} job(s)")
+
+
 def init_app(app: Flask) -> None:
+    from . import cli_seq
+
     app.cli.add_command(spool_cli)
+    app.cli.add_command(jobs_cli)
+    cli_seq.init_app(app)

@@ -21,4 +21,10 @@ def healthz() -> ResponseReturnValue:
         body.update(status="unavailable", reason=f"redis: {type(exc).__name__}")
         return jsonify(body), 503
     body["status"] = "ok"
+    # Mail keeps failing until someone fixes the configuration: say so here, loudly.
+    try:
+        body["last_send_error"] = services.store.last_send_error()
+        body["failed_jobs"] = services.queue.failed_job_registry.count
+    except RedisError:
+        pass
     return jsonify(body), 200

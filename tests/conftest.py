@@ -21,7 +21,7 @@ from tests import payloads
 from worker.runtime import Runtime, set_runtime
 from worker.settings import Settings
 
-pytest_plugins = ["tests.browser"]
+pytest_plugins = ["tests.browser", "tests.fixtures_providers", "tests.fixtures_seq"]
 
 MEMBERPRESS_KEY = "mp-test-key-4f1c9a"
 SECRET_KEY = "test-secret-key-0123456789abcdef"

@@ -169,7 +169,12 @@ def test_smtp_permanent_recipient_refusal_is_not_retried(smtp_runtime, post_hook
     event_id = json_of(post_hook.memberpress())["event_id"]
     _work(smtp_runtime)
     assert smtp_server.sink.messages == []
-    assert jobs.send_step(event_id, "feedback_request").startswith("skipped: already claimed")
+    # Permanent for the address: suppressed with the reason, and the step is never retried.
+    assert smtp_runtime.store.suppression("jane.doe@example.com").reason == "bounced"
+    assert jobs.send_step(event_id, "feedback_request") == "skipped: address suppressed"
+    assert smtp_runtime.store.redis.get(f"farewell:send:{event_id}:feedback_request") == (
+        "sent:rejected"
+    )
 
 
 def test_smtp_temporary_refusal_retries_and_then_delivers_once(
@@ -186,7 +191,8 @@ def test_smtp_temporary_refusal_retries_and_then_delivers_once(
         serializer=smtp_runtime.queue.serializer,
     )
     assert job.get_status() == "scheduled"  # waiting for its retry
-    assert job.retries_left == 7
+    assert job.number_of_retries == 1
+    assert not smtp_runtime.store.is_suppressed("jane.doe@example.com")
     smtp_server.sink.rcpt_reply = None
     assert jobs.send_step(event_id, "feedback_request") == "sent"
     assert len(smtp_server.sink.messages) == 1

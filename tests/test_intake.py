@@ -149,7 +149,7 @@ def test_a_handled_event_leaves_no_job_or_result_behind(post_hook, work, runtime
     work()
     connection = runtime.queue.connection
     assert not connection.exists(Job.key_for(event_job_id(event_id)))
-    assert connection.keys("rq:results:*") == []
+    assert connection.keys("rq:results:event-*") == []
     assert runtime.store.stale_pending(older_than=-1) == []
     assert requeue_stale(runtime.store, runtime.queue, older_than=-1) == 0
 

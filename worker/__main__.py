@@ -14,6 +14,7 @@ import threading
 from rq import SimpleWorker
 
 from .intake import requeue_stale
+from .mail.errors import MailConfigError
 from .playbook import PlaybookError
 from .render import TemplateMissing
 from .runtime import runtime
@@ -55,7 +56,7 @@ def main() -> int:
     )
     try:
         preflight()
-    except (SettingsError, PlaybookError, TemplateMissing, ValueError) as exc:
+    except (SettingsError, PlaybookError, TemplateMissing, MailConfigError, ValueError) as exc:
         log.error("refusing to start: %s", exc)
         return 2
     rt = runtime()

@@ -6,10 +6,11 @@ from email.utils import parseaddr
 from urllib.parse import urlencode, urlsplit
 
 from .events import Member
+from .incentives import NO_OFFER, Offer
 from .mail.message import OutgoingEmail
 from .playbook import Step
 from .reasons import Reason
-from .render import Renderer
+from .render import RenderedEmail, Renderer
 from .settings import Settings
 from .store import Sequence
 from .tokens import Scope, make_token
@@ -26,10 +27,24 @@ def links(settings: Settings, sequence_id: str) -> dict[str, str]:
     }
 
 
+class UnsubscribeMissing(ValueError):
+    """A marketing email without both unsubscribe mechanisms is never sent."""
+
+
 def template_context(
-    settings: Settings, seq: Sequence, member: Member, step: Step, reasons: list[Reason]
+    settings: Settings,
+    seq: Sequence,
+    member: Member,
+    step: Step,
+    reasons: list[Reason],
+    offer: Offer = NO_OFFER,
+    feedback_given: bool = False,
 ) -> dict[str, object]:
-    """Only plain values: templates never see settings, Redis or Python objects."""
+    """Only plain values: templates never see settings, Redis or Python objects.
+
+    `coupon` is the incentive's code (None: no incentive, or the pool ran out) and
+    `coupon_offer` its one-line description if the playbook gives one; `feedback_given`
+    says whether the member already answered the survey."""
     urls = links(settings, seq.id)
     sender_name = parseaddr(settings.mail_from)[0] or settings.site_name
     return {
@@ -49,7 +64,9 @@ def template_context(
             }
             for r in reasons
         ],
-        "coupon": None,
+        "coupon": offer.coupon,
+        "coupon_offer": offer.text if offer.coupon else None,
+        "feedback_given": feedback_given,
     }
 
 
@@ -60,11 +77,16 @@ def compose(
     member: Member,
     step: Step,
     reasons: list[Reason],
+    *,
+    offer: Offer = NO_OFFER,
+    feedback_given: bool = False,
 ) -> OutgoingEmail:
-    context = template_context(settings, seq, member, step, reasons)
+    context = template_context(settings, seq, member, step, reasons, offer, feedback_given)
     rendered = renderer.render(
         step.template, context, locale=seq.locale, membership_id=seq.membership_id
     )
+    if step.stream == "marketing":
+        check_unsubscribe_link(step.template, str(context["unsubscribe_url"]), rendered)
     host = urlsplit(settings.base_url).hostname or "localhost"
     headers = {"List-Id": f"{settings.site_name} farewell <farewell.{host}>"}
     if step.stream == "marketing":
@@ -82,3 +104,15 @@ def compose(
         headers=headers,
         tags={"sequence": seq.id, "step": step.id},
     )
+
+
+def check_unsubscribe_link(template: str, url: str, rendered: RenderedEmail) -> None:
+    """Guardrail: a marketing email shows the unsubscribe link in both parts (the
+    List-Unsubscribe headers are added by compose itself)."""
+    parts = (("html", rendered.html), ("text", rendered.text))
+    missing = [part for part, body in parts if url not in body]
+    if missing:
+        raise UnsubscribeMissing(
+            f"template {template!r} is marketing but its {' and '.join(missing)} part does not "
+            "show unsubscribe_url; refusing to send it"
+        )

@@ -7,13 +7,18 @@ import logging
 import time
 from datetime import timedelta
 
+from rq import Retry
+from rq.job import get_current_job
+
+from . import sequences
 from .compose import compose
 from .events import Event, EventKind, utcnow
+from .incentives import resolve_offer
 from .mail.errors import MailConfigError, RecipientRejected, TransientMailError
 from .privacy import mask_email
-from .queues import schedule_step
-from .runtime import runtime
-from .store import Sequence
+from .queues import SEND_TRANSIENT_MAX, schedule_step, send_retry
+from .runtime import Runtime, runtime
+from .store import CAP_REACHED, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +31,12 @@ def handle_event(event_id: str) -> str:
         log.warning("event %s: record gone (expired or erased), nothing to do", event_id)
         rt.store.finish_event(event_id)
         return "missing"
+    rt.store.index_member_event(event.member.key, event_id)
     if event.kind is not EventKind.ERASED:
         rt.store.save_member(
             event.member, last_event=event.kind.value, last_event_at=event.occurred_at.isoformat()
         )
-    if event.kind is EventKind.CANCELLED:
-        outcome = start_sequence(event)
-    else:
-        outcome = f"recorded {event.kind.value}"
+    outcome = act_on(event)
     rt.store.finish_event(event_id)
     log.info(
         "event %s (%s %s, %s): %s",
@@ -46,9 +49,42 @@ def handle_event(event_id: str) -> str:
     return outcome
 
 
+def act_on(event: Event) -> str:
+    """What each kind of event does, whatever source sent it."""
+    rt = runtime()
+    key = event.member.key
+    subscription = event.subscription_id or (event.membership.id if event.membership else "")
+    kind = event.kind
+    if kind is EventKind.CANCELLED:
+        rt.store.set_paused(key, subscription, False)
+        return start_sequence(event)
+    if kind.is_comeback:
+        rt.store.set_paused(key, subscription, False)
+        rt.store.save_member(event.member, came_back_at=repr(event.occurred_at.timestamp()))
+        stopped = sequences.record_comeback(
+            rt.store, rt.queue, key, event.occurred_at.timestamp(), rt.settings.won_back_days
+        )
+        if not stopped:
+            return f"recorded {kind.value} (no active sequence)"
+        return "comeback: " + ", ".join(
+            f"{s.sequence_id} {s.outcome} ({s.cancelled_jobs} pending step(s) cancelled)"
+            for s in stopped
+        )
+    if kind is EventKind.PAUSED:
+        # Win-backs that come due while paused are dropped at send time (see README).
+        rt.store.set_paused(key, subscription, True)
+    elif kind is EventKind.EXPIRED:
+        rt.store.set_paused(key, subscription, False)
+    elif kind is EventKind.ERASED:
+        cancelled, deleted = sequences.erase_member(rt.store, rt.queue, key)
+        return f"erased ({deleted} key(s) deleted, {cancelled} pending step(s) cancelled)"
+    return f"recorded {kind.value}"
+
+
 def start_sequence(event: Event) -> str:
     """Plan the playbook's steps for a cancellation. Safe to run again: the sequence is
-    created once and every step job has a deterministic id."""
+    created once and every step job has a deterministic id. One sequence per member per
+    cooldown, whatever the playbook says."""
     rt = runtime()
     membership_id = event.membership.id if event.membership else ""
     seq = Sequence(
@@ -61,18 +97,29 @@ def start_sequence(event: Event) -> str:
         started_at=event.occurred_at.timestamp(),
         access_ends_at=event.access_ends_at.isoformat() if event.access_ends_at else "",
     )
-    created = rt.store.create_sequence(seq)
+    came_back = rt.store.member_field(seq.member_key, "came_back_at")
+    if came_back and float(came_back) > seq.started_at:
+        # Sources may deliver out of order (Stripe does): the comeback was handled first.
+        return "no new sequence: the member came back after this cancellation"
+    steps = rt.playbook.steps_for(membership_id)
+    cooldown = rt.settings.sequence_cooldown_days * 24 * 3600
+    holder = rt.store.claim_cooldown(seq.member_key, seq.id, cooldown)
+    if holder is not None:
+        return f"no new sequence: member is in the cooldown of sequence {holder}"
+    created = rt.store.create_sequence(seq, {s.id: s.stream for s in steps})
+    if not created:
+        existing = rt.store.load_sequence(seq.id)
+        if existing is None or existing.status != "active":
+            return "sequence exists (stopped), nothing planned"
     planned = 0
     now = utcnow()
-    for step in rt.playbook.steps_for(membership_id):
+    for step in steps:
         delay = max(event.occurred_at + step.delay - now, timedelta(0))
-        if not delay and send_now(seq.id, step.id):
-            continue
         planned += schedule_step(rt.queue, seq.id, step.id, delay)
     return f"sequence {'started' if created else 'exists'}, {planned} step(s) planned"
 
 
-def send_step(sequence_id: str, step_id: str) -> str:
+def send_step(sequence_id: str, step_id: str) -> str | Retry:
     """Render and send one step, unless something at send time says not to."""
     rt = runtime()
     seq = rt.store.load_sequence(sequence_id)
@@ -88,40 +135,48 @@ def send_step(sequence_id: str, step_id: str) -> str:
         return _skip(sequence_id, step_id, "step no longer in the playbook")
     if rt.store.is_suppressed(member.email):
         return _skip(sequence_id, step_id, "address suppressed")
+    feedback = rt.store.load_feedback(sequence_id)
+    reason = sequences.skip_reason(step, feedback, rt.store.is_paused(seq.member_key))
+    if reason is not None:
+        return _skip(sequence_id, step_id, reason)
 
-    existing = rt.store.claim_send(sequence_id, step_id)
+    cap = rt.settings.max_emails_per_sequence
+    existing = rt.store.claim_send(sequence_id, step_id, cap)
+    if existing == CAP_REACHED:
+        return _skip(sequence_id, step_id, f"at most {cap} emails per sequence")
     if existing is not None:
         return _skip(sequence_id, step_id, f"already claimed ({existing})")
+    incentive = rt.playbook.incentive_for(seq.membership_id, step)
     try:
-        email = compose(rt.settings, rt.renderer, seq, member, step, rt.reasons)
+        offer = resolve_offer(
+            rt.store, incentive, seq.member_key, seq.locale, rt.settings.default_locale
+        )
+    except Exception:  # e.g. the pool file vanished: nothing was sent, let a retry send
+        rt.store.release_send(sequence_id, step_id)
+        raise
+    if offer.skip_step:
+        rt.store.release_send(sequence_id, step_id)
+        return _skip(sequence_id, step_id, f"incentive {incentive.name} exhausted (skip_step)")
+    given = feedback is not None and bool(feedback.reason or feedback.comment)
+    extra = {"offer": offer, "feedback_given": given}
+    try:
+        email = compose(rt.settings, rt.renderer, seq, member, step, rt.reasons, **extra)
         message_id = rt.transport.send(email)
     except TransientMailError as exc:
-        if exc.sent_nothing:
-            rt.store.release_send(sequence_id, step_id)
-        log.warning(
-            "step %s/%s: transient failure, %s: %s",
-            sequence_id,
-            step_id,
-            "will retry" if exc.sent_nothing else "not retried (may have been sent)",
-            exc,
-        )
-        if exc.sent_nothing:
-            raise
-        return "uncertain"
+        return _transient(rt, sequence_id, step_id, exc)
     except RecipientRejected as exc:
-        rt.store.mark_sent(sequence_id, step_id, "rejected")
-        log.warning(
-            "step %s/%s: %s rejected: %s", sequence_id, step_id, mask_email(member.email), exc
-        )
-        return "rejected"
-    except MailConfigError:
-        rt.store.release_send(sequence_id, step_id)
+        return _rejected(rt, sequence_id, step_id, member.email, exc)
+    except MailConfigError as exc:
+        _config_error(rt, sequence_id, step_id, step.stream, exc)
         raise
     except Exception:
         # Rendering and programming errors happen before anything is sent.
         rt.store.release_send(sequence_id, step_id)
         raise
     rt.store.mark_sent(sequence_id, step_id, message_id)
+    rt.store.clear_send_error(step.stream)
+    if step.stream == "marketing":
+        rt.store.note_marketing_sent(sequence_id, time.time())
     rt.store.log_send(
         {
             "sequence": sequence_id,
@@ -141,22 +196,106 @@ def send_step(sequence_id: str, step_id: str) -> str:
     return "sent"
 
 
-def send_now(sequence_id: str, step_id: str) -> bool:
-    """Send a step that is due now inside handle_event, saving a job per cancellation.
-
-    Idempotent like send_step itself (its send claim). Any failure leaves the step to a
-    send_step job instead, with its retry policy: False means "schedule it".
-    """
-    try:
-        send_step(sequence_id, step_id)
-    except Exception as exc:
-        log.warning(
-            "step %s/%s: inline send failed (%s); queued as a job", sequence_id, step_id, exc
-        )
-        return False
-    return True
-
-
 def _skip(sequence_id: str, step_id: str, reason: str) -> str:
     log.info("step %s/%s skipped: %s", sequence_id, step_id, reason)
     return f"skipped: {reason}"
+
+
+# --- delivery failures: the same handling whatever the transport -------------------------
+
+
+def _transient(rt: Runtime, sequence_id: str, step_id: str, exc: TransientMailError):
+    """Try again later, unless the provider may already have the message (at most once)."""
+    if not exc.sent_nothing:
+        # The claim stays: a retry could send a duplicate. Recorded, loudly, for a human.
+        log.error(
+            "step %s/%s: delivery uncertain, not retried (the provider may have accepted "
+            "it; check its activity log): %s",
+            sequence_id,
+            step_id,
+            exc,
+        )
+        _log_outcome(rt, sequence_id, step_id, "uncertain", str(exc))
+        return "uncertain"
+    rt.store.release_send(sequence_id, step_id)
+    job = get_current_job()
+    attempt = (job.number_of_retries or 0) if job is not None else 0
+    retry = send_retry(attempt, exc.retry_after)
+    if attempt >= SEND_TRANSIENT_MAX:  # RQ has retried that many times: this was the last
+        log.error(
+            "step %s/%s: transient failure %d times, giving up until "
+            "`flask --app hooks jobs retry-failed`: %s",
+            sequence_id,
+            step_id,
+            attempt + 1,
+            exc,
+        )
+    else:
+        log.warning(
+            "step %s/%s: transient failure, retry %d/%d in %ss: %s",
+            sequence_id,
+            step_id,
+            attempt + 1,
+            SEND_TRANSIENT_MAX,
+            retry.intervals[0],
+            exc,
+        )
+    return retry
+
+
+def _rejected(rt: Runtime, sequence_id: str, step_id: str, email: str, exc: RecipientRejected):
+    """Permanent for this address: never retried, and never mailed again."""
+    rt.store.mark_sent(sequence_id, step_id, "rejected")
+    rt.store.suppress(email, exc.reason)
+    _log_outcome(rt, sequence_id, step_id, "rejected", str(exc))
+    log.warning(
+        "step %s/%s: %s rejected (%s), address suppressed: %s",
+        sequence_id,
+        step_id,
+        mask_email(email),
+        exc.reason,
+        exc,
+    )
+    return "rejected"
+
+
+def _config_error(
+    rt: Runtime, sequence_id: str, step_id: str, stream: str, exc: MailConfigError
+) -> None:
+    """Our configuration is wrong: fail the job at once (no retries can fix it), keep it in
+    RQ's failed registry for `jobs retry-failed`, and show the error on /healthz."""
+    rt.store.release_send(sequence_id, step_id)
+    rt.store.record_send_error(
+        {
+            "transport": rt.settings.mail_transport,
+            "stream": stream,
+            "error": str(exc),
+            "at": repr(time.time()),
+            "sequence": sequence_id,
+            "step": step_id,
+        }
+    )
+    job = get_current_job()
+    if job is not None:
+        job.retries_left = 0  # straight to the failed registry
+    log.error(
+        "MAIL CONFIGURATION ERROR (%s), step %s/%s not sent and kept for "
+        "`flask --app hooks jobs retry-failed` once fixed: %s",
+        rt.settings.mail_transport,
+        sequence_id,
+        step_id,
+        exc,
+    )
+
+
+def _log_outcome(rt: Runtime, sequence_id: str, step_id: str, outcome: str, detail: str) -> None:
+    rt.store.log_send(
+        {
+            "sequence": sequence_id,
+            "step": step_id,
+            "transport": rt.transport.name,
+            "outcome": outcome,
+            "detail": detail[:300],
+            "at": repr(time.time()),
+        }
+    )

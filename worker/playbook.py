@@ -1,25 +1,59 @@
-"""The playbook: which emails follow a cancellation, and when.
+"""The playbook: which emails follow a cancellation, when, and with what incentive.
 
 Read from `email_templates/playbook.toml` (marketers' file) with tomllib. Pure: loading and
-validation never touch Redis or RQ.
+validation never touch Redis or RQ. Every problem is reported at once, each line naming the
+file, the table and step, and what is wrong, so a marketer can fix them in one pass.
+
+    [default]
+    steps = [
+      { template = "feedback_request", delay = "0", stream = "transactional" },
+      { template = "winback", delay = "14d", stream = "marketing", incentive = "membership" },
+    ]
+
+    [incentives.gold_back]            # a fixed code ...
+    code = "COMEBACK20"
+    offer = { en = "20% off your first three months", pt_BR = "20% de desconto ..." }
+
+    [incentives.silver_codes]         # ... or a file of single-use codes, one per line
+    pool = "coupons/silver.txt"       # relative to this file
+    when_exhausted = "send_without"   # or "skip_step"
+
+    [memberships.3006]                # per membership: its incentive, and optionally
+    incentive = "gold_back"           # its own steps (else the default steps apply)
+
+Guardrails (cooldown, email cap, unsubscribe links) are not in the playbook on purpose:
+no playbook can switch them off (see worker/settings.py and worker/jobs.py).
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 STREAMS = ("transactional", "marketing")
+# "send_without": send the step without the incentive paragraph; "skip_step": send nothing.
+WHEN_EXHAUSTED = ("send_without", "skip_step")
+MEMBERSHIP_INCENTIVE = "membership"  # a step's `incentive` meaning "the membership's own"
 _DELAY = re.compile(r"^\s*(\d+)\s*([mhd]?)\s*$")
 _UNITS = {"": "minutes", "m": "minutes", "h": "hours", "d": "days"}
+_NAME = re.compile(r"^[a-z0-9_]+$")
+_INCENTIVE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_STEP_KEYS = {"template", "delay", "stream", "incentive", "only_if_no_feedback", "only_if_reason"}
+_INCENTIVE_KEYS = {"code", "pool", "when_exhausted", "offer"}
+_MEMBERSHIP_KEYS = {"steps", "incentive"}
 
 
 class PlaybookError(ValueError):
-    """The playbook is invalid; the message names the file, the step and the problem."""
+    """The playbook is invalid; each line names the file, the step and the problem."""
+
+    def __init__(self, errors: list[str] | str) -> None:
+        self.errors = [errors] if isinstance(errors, str) else list(errors)
+        super().__init__("\n".join(self.errors))
 
 
 @dataclass(frozen=True)
@@ -27,6 +61,9 @@ class Step:
     template: str
     delay: timedelta
     stream: str
+    incentive: str = ""  # "", "membership" or the name of an [incentives.<name>] table
+    only_if_no_feedback: bool = False
+    only_if_reason: tuple[str, ...] = ()  # send only if the member picked one of these
 
     @property
     def id(self) -> str:
@@ -34,9 +71,23 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Incentive:
+    name: str
+    code: str = ""  # a fixed code everyone gets
+    pool: Path | None = None  # or a file of single-use codes, one per member
+    when_exhausted: str = "send_without"
+    offer: dict[str, str] = field(default_factory=dict)  # locale -> one line describing it
+
+    def offer_text(self, locale: str, default_locale: str = "en") -> str | None:
+        return self.offer.get(locale) or self.offer.get(default_locale) or None
+
+
+@dataclass(frozen=True)
 class Playbook:
     default: tuple[Step, ...]
     memberships: dict[str, tuple[Step, ...]]
+    incentives: dict[str, Incentive] = field(default_factory=dict)
+    membership_incentives: dict[str, str] = field(default_factory=dict)  # membership -> name
 
     def steps_for(self, membership_id: str | None) -> tuple[Step, ...]:
         return self.memberships.get(membership_id or "", self.default)
@@ -44,55 +95,231 @@ class Playbook:
     def step(self, membership_id: str | None, step_id: str) -> Step | None:
         return next((s for s in self.steps_for(membership_id) if s.id == step_id), None)
 
+    def incentive_for(self, membership_id: str | None, step: Step) -> Incentive | None:
+        """The incentive a step offers this membership, or None."""
+        name = step.incentive
+        if name == MEMBERSHIP_INCENTIVE:
+            name = self.membership_incentives.get(membership_id or "", "")
+        return self.incentives.get(name) if name else None
+
 
 def parse_delay(value: Any) -> timedelta:
     """'0', '30m', '48h', '14d' -> timedelta. A bare number means minutes."""
     match = _DELAY.match(str(value))
-    if not match:
+    if isinstance(value, bool) or not match:
         raise ValueError(f"delay {value!r} is not like '30m', '48h' or '14d'")
     amount, unit = match.groups()
     return timedelta(**{_UNITS[unit]: int(amount)})
 
 
-def load_playbook(path: Path) -> Playbook:
+def read_pool_file(path: Path) -> list[str]:
+    """Codes in a pool file: one per line; blank lines and `#` comments are ignored."""
+    codes = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        code = line.strip()
+        if code and not code.startswith("#"):
+            codes.append(code)
+    return codes
+
+
+def load_playbook(
+    path: Path,
+    *,
+    templates_dir: Path | None = None,
+    reason_ids: Iterable[str] | None = None,
+) -> Playbook:
+    """Load and validate. With `templates_dir`, every step's template must exist there; with
+    `reason_ids`, every `only_if_reason` id must be a known reason."""
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError as exc:
-        raise PlaybookError(f"{path}: file not found") from exc
+        raise PlaybookError([f"{path}: file not found"]) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise PlaybookError(f"{path}: not valid TOML: {exc}") from exc
-    if "default" not in data:
-        raise PlaybookError(f"{path}: a [default] table with steps is required")
-    default = _steps(path, "default", data["default"])
-    memberships = {
-        str(mid): _steps(path, f"memberships.{mid}", table)
-        for mid, table in (data.get("memberships") or {}).items()
-    }
-    return Playbook(default=default, memberships=memberships)
+        raise PlaybookError([f"{path}: not valid TOML: {exc}"]) from exc
+    checker = _Checker(path, templates_dir, set(reason_ids) if reason_ids is not None else None)
+    playbook = checker.playbook(data)
+    if checker.errors:
+        raise PlaybookError(checker.errors)
+    return playbook
 
 
-def _steps(path: Path, where: str, table: Any) -> tuple[Step, ...]:
-    if not isinstance(table, dict) or not isinstance(table.get("steps"), list):
-        raise PlaybookError(f"{path}: [{where}] needs a 'steps' list")
-    steps = []
-    seen: set[str] = set()
-    for n, raw in enumerate(table["steps"], start=1):
-        at = f"{path}: [{where}] step {n}"
+class _Checker:
+    """Collects every problem instead of stopping at the first."""
+
+    def __init__(self, path: Path, templates_dir: Path | None, reasons: set[str] | None):
+        self.path = path
+        self.templates_dir = templates_dir
+        self.reasons = reasons
+        self.errors: list[str] = []
+
+    def error(self, where: str, problem: str) -> None:
+        self.errors.append(f"{self.path}: {where}: {problem}")
+
+    def playbook(self, data: dict[str, Any]) -> Playbook:
+        for key in data:
+            if key not in ("default", "memberships", "incentives"):
+                self.error(f"[{key}]", "unknown table (expected default, memberships, incentives)")
+        incentives = self.incentives(data.get("incentives", {}))
+        if "default" not in data:
+            self.error("[default]", "a [default] table with steps is required")
+            default: tuple[Step, ...] = ()
+        else:
+            default = self.steps("default", data["default"], incentives)
+        memberships: dict[str, tuple[Step, ...]] = {}
+        membership_incentives: dict[str, str] = {}
+        raw_memberships = data.get("memberships", {})
+        if not isinstance(raw_memberships, dict):
+            self.error("[memberships]", "must be tables like [memberships.3006]")
+            raw_memberships = {}
+        for mid, table in raw_memberships.items():
+            where = f"[memberships.{mid}]"
+            if not isinstance(table, dict):
+                self.error(where, "must be a table")
+                continue
+            for key in set(table) - _MEMBERSHIP_KEYS:
+                self.error(where, f"unknown key {key!r} (expected steps, incentive)")
+            if "incentive" in table:
+                name = table["incentive"]
+                if not isinstance(name, str) or name not in incentives:
+                    self.error(where, f"incentive {name!r} is not defined in [incentives]")
+                else:
+                    membership_incentives[str(mid)] = name
+            if "steps" in table:
+                memberships[str(mid)] = self.steps(f"memberships.{mid}", table, incentives)
+        return Playbook(
+            default=default,
+            memberships=memberships,
+            incentives=incentives,
+            membership_incentives=membership_incentives,
+        )
+
+    def incentives(self, raw: Any) -> dict[str, Incentive]:
         if not isinstance(raw, dict):
-            raise PlaybookError(f'{at}: must be a table like {{ template = "..." }}')
+            self.error("[incentives]", "must be tables like [incentives.comeback]")
+            return {}
+        result = {}
+        for name, table in raw.items():
+            where = f"[incentives.{name}]"
+            if not _INCENTIVE_NAME.match(name) or name == MEMBERSHIP_INCENTIVE:
+                self.error(where, "name must be letters, digits, '_' or '-' (not 'membership')")
+                continue
+            if not isinstance(table, dict):
+                self.error(where, "must be a table with `code` or `pool`")
+                continue
+            for key in set(table) - _INCENTIVE_KEYS:
+                self.error(where, f"unknown key {key!r} (expected code, pool, when_exhausted)")
+            code, pool = table.get("code", ""), table.get("pool")
+            if bool(code) == bool(pool):
+                self.error(where, "needs exactly one of `code` (a fixed code) or `pool` (a file)")
+                continue
+            if code and not isinstance(code, str):
+                self.error(where, "`code` must be text")
+                continue
+            pool_path = None
+            if pool:
+                pool_path = self.path.parent / str(pool)
+                if not pool_path.is_file():
+                    self.error(where, f"pool file {pool_path} not found")
+                    continue
+            when = table.get("when_exhausted", "send_without")
+            if when not in WHEN_EXHAUSTED:
+                self.error(where, f"when_exhausted must be one of {', '.join(WHEN_EXHAUSTED)}")
+                continue
+            offer = table.get("offer", {})
+            if isinstance(offer, str):
+                offer = {"en": offer}
+            if not isinstance(offer, dict) or not all(isinstance(v, str) for v in offer.values()):
+                self.error(where, '`offer` must be text or a table like { en = "..." }')
+                continue
+            result[name] = Incentive(
+                name=name, code=code, pool=pool_path, when_exhausted=when, offer=dict(offer)
+            )
+        return result
+
+    def steps(self, where: str, table: Any, incentives: dict[str, Incentive]) -> tuple[Step, ...]:
+        if not isinstance(table, dict) or not isinstance(table.get("steps"), list):
+            self.error(f"[{where}]", "needs a 'steps' list")
+            return ()
+        steps = []
+        seen: set[str] = set()
+        for n, raw in enumerate(table["steps"], start=1):
+            step = self.step(f"[{where}] step {n}", raw, incentives)
+            if step is None:
+                continue
+            if step.template in seen:
+                self.error(f"[{where}] step {n}", f"template {step.template!r} is used twice")
+                continue
+            seen.add(step.template)
+            steps.append(step)
+        return tuple(steps)
+
+    def step(self, at: str, raw: Any, incentives: dict[str, Incentive]) -> Step | None:
+        if not isinstance(raw, dict):
+            self.error(at, 'must be a table like { template = "..." }')
+            return None
+        ok = True
+        for key in sorted(set(raw) - _STEP_KEYS):
+            self.error(at, f"unknown key {key!r} (expected {', '.join(sorted(_STEP_KEYS))})")
+            ok = False
         template = raw.get("template")
-        if not isinstance(template, str) or not re.fullmatch(r"[a-z0-9_]+", template):
-            raise PlaybookError(f"{at}: 'template' must be a name like feedback_request")
-        if template in seen:
-            raise PlaybookError(f"{at}: template {template!r} is used twice")
-        seen.add(template)
+        if not isinstance(template, str) or not _NAME.match(template):
+            self.error(at, "'template' must be a name like feedback_request")
+            return None
+        if self.templates_dir is not None and not self._template_exists(template):
+            self.error(at, f"template {template!r} has no .html and .txt in {self.templates_dir}")
+            ok = False
         try:
             delay = parse_delay(raw.get("delay", "0"))
         except ValueError as exc:
-            raise PlaybookError(f"{at}: {exc}") from exc
+            self.error(at, str(exc))
+            ok = False
+            delay = timedelta(0)
         stream = raw.get("stream", "transactional")
         if stream not in STREAMS:
-            raise PlaybookError(f"{at}: stream must be one of {', '.join(STREAMS)}")
-        steps.append(Step(template=template, delay=delay, stream=stream))
-    return tuple(steps)
+            self.error(at, f"stream must be one of {', '.join(STREAMS)}, not {stream!r}")
+            ok = False
+        incentive = raw.get("incentive", "")
+        if incentive and incentive != MEMBERSHIP_INCENTIVE and incentive not in incentives:
+            self.error(at, f"incentive {incentive!r} is not 'membership' or an [incentives] name")
+            ok = False
+        if incentive and stream != "marketing":
+            self.error(at, "an incentive is promotional: the step's stream must be marketing")
+            ok = False
+        no_feedback = raw.get("only_if_no_feedback", False)
+        if not isinstance(no_feedback, bool):
+            self.error(at, "only_if_no_feedback must be true or false")
+            ok = False
+        reasons = raw.get("only_if_reason", [])
+        if isinstance(reasons, str):
+            reasons = [reasons]
+        if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+            self.error(at, 'only_if_reason must be a list of reason ids like ["too_expensive"]')
+            ok = False
+            reasons = []
+        elif self.reasons is not None:
+            for reason in reasons:
+                if reason not in self.reasons:
+                    self.error(at, f"only_if_reason: {reason!r} is not a reason in reasons.toml")
+                    ok = False
+        if no_feedback is True and reasons:
+            self.error(at, "only_if_no_feedback and only_if_reason cannot both hold")
+            ok = False
+        if not ok:
+            return None
+        return Step(
+            template=template,
+            delay=delay,
+            stream=stream,
+            incentive=incentive,
+            only_if_no_feedback=no_feedback,
+            only_if_reason=tuple(reasons),
+        )
+
+    def _template_exists(self, name: str) -> bool:
+        assert self.templates_dir is not None
+        return any(
+            (folder / f"{name}.html").is_file() and (folder / f"{name}.txt").is_file()
+            for folder in self.templates_dir.rglob("*")
+            if folder.is_dir()
+        )

@@ -6,6 +6,9 @@ RQ gets its own Redis client: it stores bytes and needs `decode_responses=False`
 
 from __future__ import annotations
 
+import math
+import random
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -18,8 +21,16 @@ from rq.utils import now
 
 from .store import JobRecord
 
-# Transient failures (SMTP 4xx, timeouts, provider 5xx) retry with growing pauses.
+# Unexpected errors in a send job (rendering, bugs) retry with growing pauses.
 SEND_RETRY = Retry(max=8, interval=[10, 30, 60, 300, 900, 1800, 3600, 3600])
+# Transient delivery failures (SMTP 4xx, timeouts, HTTP 429/5xx) are retried by send_step
+# itself returning an RQ `Retry` whose one interval is computed for this attempt:
+# exponential backoff with jitter, never sooner than the provider's Retry-After. RQ counts
+# the attempts (`job.number_of_retries`) and moves the job to the failed registry after
+# SEND_TRANSIENT_MAX of them (~2 h of trying), where `jobs retry-failed` can requeue it.
+SEND_TRANSIENT_MAX = 8
+SEND_BACKOFF_BASE = 30.0  # seconds before the first retry (before jitter)
+SEND_BACKOFF_CAP = 3600.0
 EVENT_RETRY = Retry(max=5, interval=[5, 30, 120, 600, 1800])
 JOB_TIMEOUT = 60
 HANDLE_EVENT = "worker.jobs.handle_event"
@@ -27,6 +38,22 @@ HANDLE_EVENT = "worker.jobs.handle_event"
 # send claims), and RQ's result stream per job was ~70% of Redis memory per cancellation.
 # Failed jobs stay 30 days (failure_ttl), for an operator to retry.
 EVENT_RESULT_TTL = 0
+
+
+def send_retry_delay(
+    attempt: int, retry_after: float | None = None, rand: Callable[[], float] = random.random
+) -> int:
+    """Seconds before retry number `attempt + 1`: half the exponential step fixed, half
+    random (so many failed sends do not come back at once), at least `retry_after`."""
+    step = min(SEND_BACKOFF_CAP, SEND_BACKOFF_BASE * 2 ** max(attempt, 0))
+    delay = step / 2 + rand() * step / 2
+    if retry_after:
+        delay = max(delay, retry_after)
+    return max(1, math.ceil(delay))
+
+
+def send_retry(attempt: int, retry_after: float | None = None) -> Retry:
+    return Retry(max=SEND_TRANSIENT_MAX, interval=send_retry_delay(attempt, retry_after))
 
 
 def rq_connection(url: str) -> Redis:

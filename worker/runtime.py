@@ -38,7 +38,11 @@ class Runtime:
 
     @cached_property
     def playbook(self) -> Playbook:
-        return load_playbook(self.settings.playbook_path)
+        return load_playbook(
+            self.settings.playbook_path,
+            templates_dir=self.settings.templates_dir,
+            reason_ids=[r.id for r in self.reasons],
+        )
 
     @cached_property
     def reasons(self) -> list[Reason]:

@@ -19,6 +19,11 @@ DEFAULT_DEDUPE_TTL = 7 * 24 * 3600
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_QUEUE = "farewell"
 SUPPORTED_LOCALES = ("en", "pt_BR")
+# Guardrails no playbook can switch off: one sequence per member per cooldown, at most this
+# many emails per sequence; a comeback this soon after a win-back email counts as won back.
+DEFAULT_SEQUENCE_COOLDOWN_DAYS = 180
+DEFAULT_MAX_EMAILS_PER_SEQUENCE = 3
+DEFAULT_WON_BACK_DAYS = 30
 
 
 class SettingsError(ValueError):
@@ -43,6 +48,23 @@ class Settings:
     outbox_dir: Path = PROJECT_ROOT / "var" / "outbox"
     smtp_url: str = "smtp://localhost:25"
     smtp_timeout: float = 10.0
+    # HTTP API transports (postmark, mailgun, sendgrid): seconds, never unbounded.
+    mail_connect_timeout: float = 5.0
+    mail_read_timeout: float = 20.0
+    postmark_token: str = ""
+    postmark_api_base: str = "https://api.postmarkapp.com"
+    postmark_transactional_stream: str = "outbound"
+    postmark_marketing_stream: str = "broadcast"
+    mailgun_api_key: str = ""
+    mailgun_domain: str = ""
+    mailgun_region: str = "us"  # us | eu
+    mailgun_api_base: str = ""  # empty: the region's API host
+    sendgrid_api_key: str = ""
+    sendgrid_api_base: str = "https://api.sendgrid.com"
+    # Bounce and complaint webhooks: each is disabled (404) while its secret is empty.
+    postmark_webhook_key: str = ""
+    mailgun_webhook_signing_key: str = ""
+    sendgrid_webhook_public_key: str = ""
 
     # Files
     templates_dir: Path = PROJECT_ROOT / "email_templates"
@@ -55,6 +77,11 @@ class Settings:
     spool_replay_interval: float = 5.0
 
     admin_password: str = ""
+
+    # Sequences (guardrails)
+    sequence_cooldown_days: int = DEFAULT_SEQUENCE_COOLDOWN_DAYS
+    max_emails_per_sequence: int = DEFAULT_MAX_EMAILS_PER_SEQUENCE
+    won_back_days: int = DEFAULT_WON_BACK_DAYS
 
     # Worker: how much lower than the web process its CPU priority is (nice increment), so
     # on a shared box webhook replies stay fast during a wave; 0 leaves it as started.
@@ -89,6 +116,9 @@ class Settings:
             raise SettingsError("FAREWELL_BASE_URL must start with https:// (or http:// locally)")
         if self.max_body_bytes <= 0:
             raise SettingsError("FAREWELL_MAX_BODY_BYTES must be positive")
+        for name in ("sequence_cooldown_days", "max_emails_per_sequence", "won_back_days"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"FAREWELL_{name.upper()} must be 1 or more")
 
     def require_secret_key(self) -> str:
         if len(self.secret_key) < 16:

@@ -12,9 +12,26 @@ Layout (all under the `farewell:` prefix):
     send:{sequence_id}:{step}  send claim: "sending" or "sent:<message id>" (TTL: SEND_CLAIM_TTL)
     sendlog                    stream of sends (capped at SENDLOG_MAXLEN)
     suppressed                 hash address-hash -> JSON {reason, at, hint}: never mail these
+    mail:last_error            JSON {transport, stream, error, at, sequence, step}: the last
+                               configuration error of the mail transport, for /healthz
 
-The web side writes only `dedupe`, `event` and `pending`, together with the RQ job that
-handles the event, in one Lua call; the worker owns the rest.
+Sequences (follow-ups) add:
+
+    sequence:{sequence_id}     also: plan (JSON step -> stream), marketing_sent_at, outcome,
+                               came_back_at
+    sequence:{sequence_id}:claims  set of steps that took a send claim (the per-sequence cap)
+    member:{member_key}:events     set of the member's event ids (for erasure)
+    member:{member_key}:paused     set of the member's paused subscription ids
+    cooldown:{member_key}      the sequence id that holds the member's cooldown (TTL: cooldown)
+    pool:{name}:available      list of single-use codes not yet handed out
+    pool:{name}:known          set of every code ever loaded from the pool file
+    pool:{name}:given          hash member_key -> the code that member got
+    pool:{name}:loaded         sha256 of the pool file last loaded
+
+The web side writes `dedupe`, `event` and `pending` together with the RQ job that handles
+the event (in one Lua call), plus `suppressed`
+(unsubscribe page, `suppress` commands) and sequence stops (`member resume`); the worker
+owns the rest.
 """
 
 from __future__ import annotations
@@ -46,6 +63,7 @@ def event_key(event_id: str) -> str:
 PENDING_KEY = f"{PREFIX}pending"
 SENDLOG_KEY = f"{PREFIX}sendlog"
 SUPPRESSED_KEY = f"{PREFIX}suppressed"
+LAST_SEND_ERROR_KEY = f"{PREFIX}mail:last_error"
 
 
 def member_hash_key(key: str) -> str:
@@ -66,6 +84,70 @@ def feedback_key(sequence_id: str) -> str:
 
 def send_claim_key(sequence_id: str, step: str) -> str:
     return f"{PREFIX}send:{sequence_id}:{step}"
+
+
+def sequence_claims_key(sequence_id: str) -> str:
+    return f"{PREFIX}sequence:{sequence_id}:claims"
+
+
+def member_events_key(key: str) -> str:
+    return f"{PREFIX}member:{key}:events"
+
+
+def member_paused_key(key: str) -> str:
+    return f"{PREFIX}member:{key}:paused"
+
+
+def cooldown_key(key: str) -> str:
+    return f"{PREFIX}cooldown:{key}"
+
+
+def pool_key(name: str, part: str) -> str:
+    """part: available | known | given | loaded."""
+    return f"{PREFIX}pool:{name}:{part}"
+
+
+CAP_REACHED = "cap reached"
+
+# Send claim and the per-sequence email cap in one step: a step may take its claim only if
+# the sequence has not already claimed `cap` other steps.
+_CLAIM_SCRIPT = """
+if redis.call('SET', KEYS[1], 'sending', 'NX', 'EX', ARGV[1]) then
+  local cap = tonumber(ARGV[3])
+  if cap > 0 and redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 0
+     and redis.call('SCARD', KEYS[2]) >= cap then
+    redis.call('DEL', KEYS[1])
+    return 'cap'
+  end
+  redis.call('SADD', KEYS[2], ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+  return false
+end
+return redis.call('GET', KEYS[1]) or 'sending'
+"""
+
+# Load codes from a pool file: a code enters `available` the first time it is seen, never
+# again, so a code handed out (and popped) cannot come back when the file is reloaded.
+_POOL_LOAD_SCRIPT = """
+local added = 0
+for i, code in ipairs(ARGV) do
+  if redis.call('SADD', KEYS[1], code) == 1 then
+    redis.call('RPUSH', KEYS[2], code)
+    added = added + 1
+  end
+end
+return added
+"""
+
+# One code per member: the member's earlier code if any, else the next unused one.
+_POOL_CLAIM_SCRIPT = """
+local code = redis.call('HGET', KEYS[1], ARGV[1])
+if code then return code end
+code = redis.call('LPOP', KEYS[2])
+if not code then return false end
+redis.call('HSET', KEYS[1], ARGV[1], code)
+return code
+"""
 
 
 # Dedupe, durable record, pending marker and the handling job in one atomic round trip:
@@ -111,6 +193,7 @@ class Sequence:
     status: str = "active"  # active | stopped (comeback, erasure)
     outcome: str = ""  # "" | "came_back" | "won_back" (came back soon after a win-back email)
     came_back_at: float | None = None
+    marketing_sent_at: float | None = None  # when the last marketing (win-back) email went
 
     @classmethod
     def from_hash(cls, sequence_id: str, data: Mapping[str, str]) -> Sequence:
@@ -126,6 +209,9 @@ class Sequence:
             status=data.get("status", "active"),
             outcome=data.get("outcome", ""),
             came_back_at=float(data["came_back_at"]) if data.get("came_back_at") else None,
+            marketing_sent_at=(
+                float(data["marketing_sent_at"]) if data.get("marketing_sent_at") else None
+            ),
         )
 
 
@@ -135,6 +221,9 @@ class Store:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._accept = redis.register_script(_ACCEPT_SCRIPT)
+        self._claim = redis.register_script(_CLAIM_SCRIPT)
+        self._pool_load = redis.register_script(_POOL_LOAD_SCRIPT)
+        self._pool_claim = redis.register_script(_POOL_CLAIM_SCRIPT)
 
     # --- intake (web side) -------------------------------------------------------------
 
@@ -198,10 +287,14 @@ class Store:
 
     # --- sequences ---------------------------------------------------------------------
 
-    def create_sequence(self, seq: Sequence) -> bool:
-        """Create the sequence once; False if it exists (a replayed cancellation)."""
+    def create_sequence(self, seq: Sequence, plan: Mapping[str, str] | None = None) -> bool:
+        """Create the sequence once; False if it exists (a replayed cancellation).
+
+        `plan` maps each planned step to its stream, so pending steps can be found and
+        cancelled later without the playbook (the web side has none)."""
         key = sequence_key(seq.id)
         mapping = {
+            "plan": json.dumps(dict(plan or {})),
             "member_key": seq.member_key,
             "event_id": seq.event_id,
             "membership_id": seq.membership_id,
@@ -224,6 +317,107 @@ class Store:
         if not data or "locale" not in data:
             return None
         return Sequence.from_hash(sequence_id, data)
+
+    def planned_steps(self, sequence_id: str) -> dict[str, str]:
+        """step id -> stream, as planned when the sequence started."""
+        raw = self.redis.hget(sequence_key(sequence_id), "plan")
+        return json.loads(raw) if raw else {}
+
+    def member_sequence_ids(self, key: str) -> list[str]:
+        return sorted(self.redis.smembers(member_sequences_key(key)))
+
+    def stop_sequence(self, sequence_id: str, outcome: str, at: float) -> bool:
+        """Stop an active sequence with an outcome ("came_back", "won_back"); False if it
+        was not active."""
+        key = sequence_key(sequence_id)
+        if self.redis.hget(key, "status") != "active":
+            return False
+        mapping = {"status": "stopped", "outcome": outcome, "came_back_at": repr(at)}
+        self.redis.hset(key, mapping=mapping)
+        return True
+
+    def note_marketing_sent(self, sequence_id: str, at: float) -> None:
+        self.redis.hset(sequence_key(sequence_id), "marketing_sent_at", repr(at))
+
+    def marketing_sent_at(self, sequence_id: str) -> float | None:
+        raw = self.redis.hget(sequence_key(sequence_id), "marketing_sent_at")
+        return float(raw) if raw else None
+
+    def claim_cooldown(self, key: str, sequence_id: str, seconds: int) -> str | None:
+        """Take the member's cooldown for this sequence. None if this sequence holds it (now
+        or already: a replay); else the id of the sequence that holds it."""
+        ck = cooldown_key(key)
+        if self.redis.set(ck, sequence_id, nx=True, ex=seconds):
+            return None
+        holder = self.redis.get(ck)
+        return None if holder in (None, sequence_id) else holder
+
+    def index_member_event(self, key: str, event_id: str) -> None:
+        """Remember which events concern the member, so erasure can find them."""
+        self.redis.sadd(member_events_key(key), event_id)
+
+    def set_paused(self, key: str, subscription: str, paused: bool) -> None:
+        if paused:
+            self.redis.sadd(member_paused_key(key), subscription)
+        else:
+            self.redis.srem(member_paused_key(key), subscription)
+
+    def is_paused(self, key: str) -> bool:
+        return bool(self.redis.scard(member_paused_key(key)))
+
+    def erase_member(self, key: str) -> int:
+        """Delete everything stored about a member except the suppression entry (keyed by a
+        hash of the address), whose masked-address hint is dropped. Returns keys deleted."""
+        r = self.redis
+        sequence_ids = r.smembers(member_sequences_key(key))
+        doomed = [
+            member_hash_key(key),
+            member_sequences_key(key),
+            member_events_key(key),
+            member_paused_key(key),
+            cooldown_key(key),
+        ]
+        doomed += [event_key(e) for e in r.smembers(member_events_key(key))]
+        for sid in sequence_ids:
+            doomed += [sequence_key(sid), sequence_claims_key(sid), feedback_key(sid)]
+            doomed += list(r.scan_iter(match=send_claim_key(sid, "*"), count=500))
+        deleted = r.delete(*doomed)
+        for given in r.scan_iter(match=pool_key("*", "given"), count=500):
+            r.hdel(given, key)
+        raw = r.hget(SUPPRESSED_KEY, key)
+        if raw:
+            entry = json.loads(raw)
+            entry["hint"] = ""
+            r.hset(SUPPRESSED_KEY, key, json.dumps(entry))
+        return int(deleted)
+
+    # --- incentive pools ---------------------------------------------------------------
+
+    def load_pool(self, name: str, codes: list[str], signature: str) -> int:
+        """Add the file's new codes to the pool, unless this exact file was loaded already.
+        Returns how many codes were new."""
+        if self.redis.get(pool_key(name, "loaded")) == signature:
+            return 0
+        added = 0
+        for start in range(0, len(codes), 1000):
+            added += int(
+                self._pool_load(
+                    keys=[pool_key(name, "known"), pool_key(name, "available")],
+                    args=codes[start : start + 1000],
+                )
+            )
+        self.redis.set(pool_key(name, "loaded"), signature)
+        return added
+
+    def claim_pool_code(self, name: str, key: str) -> str | None:
+        """The member's code from the pool (the same one on every call); None if empty."""
+        code = self._pool_claim(
+            keys=[pool_key(name, "given"), pool_key(name, "available")], args=[key]
+        )
+        return code or None
+
+    def pool_remaining(self, name: str) -> int:
+        return int(self.redis.llen(pool_key(name, "available")))
 
     # --- feedback ----------------------------------------------------------------------
 
@@ -258,28 +452,52 @@ class Store:
 
     # --- sending -----------------------------------------------------------------------
 
-    def claim_send(self, sequence_id: str, step: str) -> str | None:
-        """Take the send claim for a step; returns the existing claim if someone has it.
+    def claim_send(self, sequence_id: str, step: str, cap: int = 0) -> str | None:
+        """Take the send claim for a step; returns the existing claim if someone has it, or
+        CAP_REACHED when the sequence already claimed `cap` other steps (0: no cap).
 
         None means the caller now owns the claim and may call the transport.
         """
-        key = send_claim_key(sequence_id, step)
-        if self.redis.set(key, "sending", nx=True, ex=SEND_CLAIM_TTL):
-            return None
-        return self.redis.get(key) or "sending"
+        result = self._claim(
+            keys=[send_claim_key(sequence_id, step), sequence_claims_key(sequence_id)],
+            args=[SEND_CLAIM_TTL, step, cap],
+        )
+        if result == "cap":
+            return CAP_REACHED
+        return result or None
 
     def mark_sent(self, sequence_id: str, step: str, message_id: str) -> None:
         self.redis.set(send_claim_key(sequence_id, step), f"sent:{message_id}", ex=SEND_CLAIM_TTL)
 
     def release_send(self, sequence_id: str, step: str) -> None:
         """Only for failures known to have sent nothing, so a retry may send."""
-        self.redis.delete(send_claim_key(sequence_id, step))
+        pipe = self.redis.pipeline()
+        pipe.delete(send_claim_key(sequence_id, step))
+        pipe.srem(sequence_claims_key(sequence_id), step)
+        pipe.execute()
 
     def log_send(self, entry: Mapping[str, str]) -> None:
         self.redis.xadd(SENDLOG_KEY, dict(entry), maxlen=SENDLOG_MAXLEN, approximate=True)
 
     def send_log(self, count: int = 100) -> list[dict[str, str]]:
         return [fields for _id, fields in self.redis.xrevrange(SENDLOG_KEY, count=count)]
+
+    def record_send_error(self, entry: Mapping[str, str]) -> None:
+        """Remember a configuration error (bad key, unverified sender) until mail works."""
+        self.redis.set(LAST_SEND_ERROR_KEY, json.dumps(dict(entry)))
+
+    def last_send_error(self) -> dict[str, str] | None:
+        raw = self.redis.get(LAST_SEND_ERROR_KEY)
+        return json.loads(raw) if raw else None
+
+    def clear_send_error(self, stream: str | None = None) -> None:
+        """Forget the error; with `stream`, only if it was about that stream (a success on
+        transactional mail says nothing about a missing marketing stream)."""
+        if stream is not None:
+            current = self.last_send_error()
+            if current is None or current.get("stream", stream) != stream:
+                return
+        self.redis.delete(LAST_SEND_ERROR_KEY)
 
     # --- suppression -------------------------------------------------------------------
     # Keyed by a hash of the address, so an erased member stays unsubscribed without us

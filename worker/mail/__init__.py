@@ -30,4 +30,11 @@ def get_transport(settings: Settings) -> Transport:
         from .smtp import SmtpConfig, SmtpTransport
 
         return SmtpTransport(SmtpConfig.from_url(settings.smtp_url, settings.smtp_timeout))
-    raise MailConfigError(f"FAREWELL_MAIL_TRANSPORT={kind!r} is not one of outbox, console, smtp")
+    if kind in ("postmark", "mailgun", "sendgrid"):
+        from .providers import http_transport
+
+        return http_transport(settings)
+    raise MailConfigError(
+        f"FAREWELL_MAIL_TRANSPORT={kind!r} is not one of "
+        "outbox, console, smtp, postmark, mailgun, sendgrid"
+    )

@@ -26,7 +26,16 @@ class TransientMailError(MailError):
 
 
 class RecipientRejected(MailError):
-    """Permanent for this address (unknown mailbox, provider suppression): never retry it."""
+    """Permanent for this address (unknown mailbox, provider suppression): never retry it.
+
+    `reason` becomes the suppression reason: "bounced" (the receiving server refused the
+    mailbox), "invalid_address" (malformed) or "provider_suppressed" (the provider already
+    refuses this address after an earlier bounce or complaint).
+    """
+
+    def __init__(self, message: str, *, reason: str = "bounced") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class MailConfigError(MailError):

@@ -28,9 +28,12 @@ class OutgoingEmail:
     to_name: str = ""
 
 
-def _clean(value: str) -> str:
+def clean_header(value: str) -> str:
     """Names come from webhooks: strip anything that could break out of a header."""
     return " ".join(value.replace("\r", " ").replace("\n", " ").split())
+
+
+_clean = clean_header
 
 
 def to_mime(email: OutgoingEmail) -> EmailMessage:

@@ -74,18 +74,24 @@ class SmtpTransport:
                 )
             else:
                 conn = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
-                if cfg.starttls:
-                    conn.starttls(context=context)
-            if cfg.username:
-                conn.login(cfg.username, cfg.password or "")
-        except smtplib.SMTPAuthenticationError as exc:
-            raise MailConfigError(f"SMTP login refused: {exc.smtp_code}") from exc
-        except smtplib.SMTPNotSupportedError as exc:
-            raise MailConfigError(f"SMTP server does not support that: {exc}") from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise TransientMailError(
                 f"cannot connect to SMTP {cfg.host}:{cfg.port}: {exc}"
             ) from exc
+        try:
+            if cfg.starttls and not cfg.use_ssl:
+                conn.starttls(context=context)
+            if cfg.username:
+                conn.login(cfg.username, cfg.password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            conn.close()
+            raise MailConfigError(f"SMTP login refused: {exc.smtp_code}") from exc
+        except smtplib.SMTPNotSupportedError as exc:
+            conn.close()
+            raise MailConfigError(f"SMTP server does not support that: {exc}") from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            conn.close()
+            raise TransientMailError(f"SMTP session setup with {cfg.host} failed: {exc}") from exc
         return conn
 
     def close(self) -> None:

@@ -1,0 +1,87 @@
+"""Fixtures for follow-up sequences: a playbook of the test's own, and a clock that brings
+scheduled steps due without sleeping (RQ's ScheduledJobRegistry read at an injected time)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from rq import SimpleWorker
+from rq.registry import ScheduledJobRegistry
+
+from worker.runtime import Runtime, set_runtime
+
+
+class Clock:
+    """`clock.advance(days=14)`: every step job due by then is moved to the queue (as RQ's
+    scheduler does at that time) and run by an in-process worker."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def registry(self) -> ScheduledJobRegistry:
+        from worker.runtime import runtime
+
+        queue = runtime().queue
+        return ScheduledJobRegistry(queue=queue, serializer=queue.serializer)
+
+    def scheduled(self) -> list[str]:
+        return self.registry().get_job_ids()
+
+    def advance(self, **delta: float) -> list[str]:
+        from worker.runtime import runtime
+
+        self.offset += timedelta(**delta)
+        queue = runtime().queue
+        registry = self.registry()
+        ran: list[str] = []
+        while True:  # jobs run now may plan steps that are already due at the new time
+            SimpleWorker([queue], connection=queue.connection, serializer=queue.serializer).work(
+                burst=True, with_scheduler=False
+            )
+            due = registry.get_jobs_to_schedule(int(self.now().timestamp()))
+            if not due:
+                return ran
+            for job in queue.job_class.fetch_many(
+                due, connection=queue.connection, serializer=queue.serializer
+            ):
+                if job is not None:
+                    registry.remove(job)
+                    queue.enqueue_job(job)
+            ran += due
+
+
+@pytest.fixture
+def clock(runtime) -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def use_playbook(settings, runtime, tmp_path: Path):
+    """Install a runtime whose playbook is `text`; `files` are written beside it (pools).
+    Other settings may be overridden by keyword."""
+    made: list[Runtime] = []
+
+    def install(text: str, files: dict[str, str] | None = None, **overrides) -> Runtime:
+        folder = tmp_path / f"playbook{len(made)}"
+        folder.mkdir()
+        for name, content in (files or {}).items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(content)
+        path = folder / "playbook.toml"
+        path.write_text(text)
+        rt = Runtime(replace(settings, playbook_path=path, **overrides))
+        set_runtime(rt)
+        made.append(rt)
+        return rt
+
+    yield install
+    for rt in made:
+        close = getattr(rt.__dict__.get("transport"), "close", None)
+        if close:
+            close()

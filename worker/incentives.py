@@ -1,0 +1,59 @@
+"""The incentive a step offers: a fixed code, or a single-use code from a pool file.
+
+A pool hands each member one code, never the same code to two members: the file's codes are
+loaded into Redis once (a code seen before is never loaded again), and a claim pops the next
+one atomically and remembers it for the member, so a retried step gets the same code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from .playbook import Incentive, read_pool_file
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What the email offers: `coupon` is None when there is no code to give."""
+
+    coupon: str | None = None
+    text: str | None = None  # the incentive's one-line description, in the member's language
+    skip_step: bool = False  # the pool is empty and the playbook says to send nothing
+
+
+NO_OFFER = Offer()
+
+
+def resolve_offer(
+    store: Store, incentive: Incentive | None, member_key: str, locale: str, default_locale: str
+) -> Offer:
+    if incentive is None:
+        return NO_OFFER
+    text = incentive.offer_text(locale, default_locale)
+    if incentive.code:
+        return Offer(coupon=incentive.code, text=text)
+    assert incentive.pool is not None
+    sync_pool(store, incentive)
+    code = store.claim_pool_code(incentive.name, member_key)
+    if code is not None:
+        return Offer(coupon=code, text=text)
+    log.warning(
+        "incentive %s: the pool %s is exhausted; %s",
+        incentive.name,
+        incentive.pool.name,
+        "step skipped" if incentive.when_exhausted == "skip_step" else "sent without a code",
+    )
+    return Offer(skip_step=incentive.when_exhausted == "skip_step")
+
+
+def sync_pool(store: Store, incentive: Incentive) -> int:
+    """Load codes added to the pool file since the last load (cheap when unchanged)."""
+    assert incentive.pool is not None
+    data = incentive.pool.read_bytes()
+    signature = hashlib.sha256(data).hexdigest()
+    return store.load_pool(incentive.name, read_pool_file(incentive.pool), signature)
