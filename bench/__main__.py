@@ -329,13 +329,33 @@ def stop_profilers(procs: list[subprocess.Popen], log) -> None:
         log("profiles written (collapsed stacks)")
 
 
+def _role(label: str) -> str:
+    """Name a sampled process by what it is: gunicorn's workers are the web's children,
+    RQ's scheduler the worker's, and Redis's children are its AOF-rewrite forks."""
+    root, _, child = label.partition(" child ")
+    if not child:
+        return "web master" if root == "web" else root
+    if root == "web":
+        return f"web worker {child}"
+    if root == "redis":
+        return "redis AOF-rewrite forks"
+    return f"{root} scheduler" if child == "1" else label
+
+
+def _by_role(values: dict[str, float], combine) -> dict[str, float]:
+    grouped: dict[str, list[float]] = {}
+    for label, value in sorted(values.items()):
+        grouped.setdefault(_role(label), []).append(value)
+    return {role: combine(vals) for role, vals in grouped.items()}
+
+
 def _runs(values: list[float]) -> str:
     return "runs " + ", ".join(f"{v:.0f}" for v in values)
 
 
 def table(r: Report) -> str:
     lat = r.latency_ms
-    rss = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r.peak_rss_mb.items()))
+    rss = ", ".join(f"{k} {v:.0f}" for k, v in _by_role(r.peak_rss_mb, max).items())
     p99_ok = lat.get("p99", 1e9) <= 50
     rows = [
         ("metric", "measured", "reference", "ratio", "target"),
@@ -384,7 +404,7 @@ def table(r: Report) -> str:
         ),
         (
             "CPU seconds during the wave",
-            ", ".join(f"{k} {v:.1f}" for k, v in sorted(r.cpu_seconds.items())),
+            ", ".join(f"{k} {v:.1f}" for k, v in _by_role(r.cpu_seconds, sum).items()),
             "",
             "",
             "",
