@@ -12,6 +12,7 @@ SIGTERM or SIGINT is a warm shutdown: the current job finishes, then the process
 from __future__ import annotations
 
 import logging
+import os
 import re
 import signal
 import sys
@@ -73,6 +74,13 @@ def _sweep_forever(stop: threading.Event) -> None:
             log.exception("sweep failed")
 
 
+def lower_priority(increment: int) -> None:
+    """Yield the CPU to the web process when both share a box: webhook replies are what
+    a plugin waits for (and MemberPress never retries a 5xx); an email may wait seconds."""
+    if increment > 0:
+        os.nice(increment)
+
+
 def preflight() -> None:
     """Fail at start-up, not on the first cancellation."""
     rt = runtime()
@@ -109,6 +117,7 @@ def main() -> int:
     except (SettingsError, PlaybookError, TemplateMissing, MailConfigError, ValueError) as exc:
         log.error("refusing to start: %s", exc)
         return 2
+    lower_priority(rt.settings.worker_nice)
     stopping = threading.Event()
     background = threading.Event()
     threading.Thread(

@@ -8,7 +8,7 @@ original payload carried along in `raw` for anything we do not normalize.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -74,7 +74,9 @@ class Event:
         return f"{self.source}-{digest}"
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Like dataclasses.asdict, but `raw` is shared rather than deep-copied: copying the
+        # plugin's payload was the costliest step of accepting a webhook. Treat as read-only.
+        data = {k: asdict(v) if is_dataclass(v) else v for k, v in vars(self).items()}
         data["kind"] = self.kind.value
         data["occurred_at"] = self.occurred_at.isoformat()
         data["access_ends_at"] = self.access_ends_at.isoformat() if self.access_ends_at else None

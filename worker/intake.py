@@ -10,7 +10,7 @@ from rq import Queue
 from rq.job import Job
 
 from .events import Event
-from .queues import enqueue_event, event_job_id
+from .queues import enqueue_event, event_job_id, event_job_record
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -22,14 +22,15 @@ class Outcome(StrEnum):
 
 
 def submit(store: Store, queue: Queue, event: Event, dedupe_ttl: int) -> Outcome:
-    """Record the event once and queue its handling. Raises redis errors to the caller.
+    """Record the event once and queue its handling, in one atomic Redis round trip.
+    Raises redis errors to the caller (which then spools the event).
 
-    If Redis fails between the record and the enqueue, the event stays in `pending` and
-    `requeue_stale` queues it later, so an accepted event is never stranded.
+    The record and the job are written together or not at all, so an accepted event always
+    has its job; `requeue_stale` remains the safety net for a job lost afterwards.
     """
-    if not store.accept_event(event, dedupe_ttl):
+    job = event_job_record(queue, event.event_id)
+    if not store.accept_event(event, dedupe_ttl, job):
         return Outcome.DUPLICATE
-    enqueue_event(queue, event.event_id)
     return Outcome.QUEUED
 
 

@@ -10,12 +10,16 @@ import math
 import random
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from redis import Redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
+from rq.utils import now
+
+from .store import JobRecord
 
 # Unexpected errors in a send job (rendering, bugs) retry with growing pauses.
 SEND_RETRY = Retry(max=8, interval=[10, 30, 60, 300, 900, 1800, 3600, 3600])
@@ -29,6 +33,11 @@ SEND_BACKOFF_BASE = 30.0  # seconds before the first retry (before jitter)
 SEND_BACKOFF_CAP = 3600.0
 EVENT_RETRY = Retry(max=5, interval=[5, 30, 120, 600, 1800])
 JOB_TIMEOUT = 60
+HANDLE_EVENT = "worker.jobs.handle_event"
+# A handled event's job is deleted at once: its outcome is in the store (member, sequence,
+# send claims), and RQ's result stream per job was ~70% of Redis memory per cancellation.
+# Failed jobs stay 30 days (failure_ttl), for an operator to retry.
+EVENT_RESULT_TTL = 0
 
 
 def send_retry_delay(
@@ -65,14 +74,36 @@ def step_job_id(sequence_id: str, step: str) -> str:
     return f"step-{sequence_id}-{step}"
 
 
+def _event_job_options(event_id: str) -> dict[str, Any]:
+    return {
+        "args": (event_id,),
+        "job_id": event_job_id(event_id),
+        "retry": EVENT_RETRY,
+        "result_ttl": EVENT_RESULT_TTL,
+        "failure_ttl": 30 * 24 * 3600,
+    }
+
+
 def enqueue_event(queue: Queue, event_id: str) -> Job:
-    return queue.enqueue_call(
-        "worker.jobs.handle_event",
-        args=(event_id,),
-        job_id=event_job_id(event_id),
-        retry=EVENT_RETRY,
-        result_ttl=3600,
-        failure_ttl=30 * 24 * 3600,
+    return queue.enqueue_call(HANDLE_EVENT, **_event_job_options(event_id))
+
+
+def event_job_record(queue: Queue, event_id: str) -> JobRecord:
+    """The handle_event job as RQ's enqueue would write it (hash fields from RQ's own
+    Job.to_dict), for the intake's Lua call to write atomically with the event."""
+    job = queue.create_job(HANDLE_EVENT, status=JobStatus.QUEUED, **_event_job_options(event_id))
+    job.origin = queue.name
+    job.enqueued_at = now()
+    fields: list[str | bytes] = []
+    for name, value in job.to_dict().items():
+        if value is not None:
+            fields += [name, value if isinstance(value, bytes | str) else str(value)]
+    return JobRecord(
+        id=job.id,
+        key=job.key,
+        queue_key=queue.key,
+        queues_key=queue.redis_queues_keys,
+        fields=tuple(fields),
     )
 
 

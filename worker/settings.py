@@ -103,6 +103,10 @@ class Settings:
     max_emails_per_sequence: int = DEFAULT_MAX_EMAILS_PER_SEQUENCE
     won_back_days: int = DEFAULT_WON_BACK_DAYS
 
+    # Worker: how much lower than the web process its CPU priority is (nice increment), so
+    # on a shared box webhook replies stay fast during a wave; 0 leaves it as started.
+    worker_nice: int = 10
+
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod

