@@ -1,9 +1,10 @@
-"""Per-source, per-client rate limit for webhooks: 429 with Retry-After instead of falling over.
+"""Per-source, per-client limit on refused webhooks: 429 with Retry-After for a flood.
 
-A fixed window counted in Redis (`FAREWELL_RATE_LIMIT`, e.g. `3000/60`), so every web
-process shares the same count. It fails open: when Redis does not answer, the request
-goes on to the receiver, whose spool keeps the event — a limiter must never be the reason
-an event is lost.
+Only requests that fail authentication are counted, in a fixed window in Redis
+(`FAREWELL_RATE_LIMIT`, e.g. `300/60`) shared by every web process. Authenticated
+deliveries are never limited: a cancellation wave from the site's own server is real,
+and the plugins do not retry a 429. When Redis does not answer the limiter allows the
+request: a limiter must never be the reason an event is lost.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
-def check(store: Store, settings: Settings, source: str) -> Verdict:
+def note_refusal(store: Store, settings: Settings, source: str) -> Verdict:
+    """Count one refused request from this client; past the limit, say how long to wait."""
     rule = settings.rate_limit_rule()
     if rule is None:
         return Verdict(True)

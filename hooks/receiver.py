@@ -38,18 +38,7 @@ def receive(source: str) -> ResponseReturnValue:
         # A source without a configured secret is disabled: never open.
         return _error(404, f"no enabled source named {source!r}")
 
-    verdict = ratelimit.check(services.store, services.settings, source)
-    # Once Redis failed in this request, skip the metric writes: each would wait on it.
-    count = _counter(services, source, enabled=not verdict.redis_down)
-    if not verdict.allowed:
-        count("rate_limited")
-        log.warning("hooks/%s: rate limit reached, 429", source)
-        response = jsonify(
-            error=f"too many webhooks from this address; retry after {verdict.retry_after} s"
-        )
-        response.headers["Retry-After"] = str(verdict.retry_after)
-        return response, 429
-
+    count = _counter(services, source)
     try:
         body = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH
     except RequestEntityTooLarge:
@@ -64,6 +53,18 @@ def receive(source: str) -> ResponseReturnValue:
     try:
         module.authenticate(request, secret)
     except AuthError as exc:
+        # Only refused requests count towards the limit: a real wave is never throttled
+        # (MemberPress and WooCommerce do not retry a 429).
+        verdict = ratelimit.note_refusal(services.store, services.settings, source)
+        if not verdict.allowed:
+            count("rate_limited")
+            log.warning("hooks/%s: too many refused requests from one address, 429", source)
+            response = jsonify(
+                error=f"too many refused webhooks from this address; "
+                f"retry after {verdict.retry_after} s"
+            )
+            response.headers["Retry-After"] = str(verdict.retry_after)
+            return response, 429
         count("unauthorized")
         log.info("hooks/%s: rejected credentials (%s)", source, exc)
         return _error(401, f"authentication failed: {exc}")
@@ -109,11 +110,10 @@ def _record_ping(services: Services, source: str, detail: str) -> None:
         log.warning("hooks/%s: ping not recorded, Redis unavailable (%s)", source, exc)
 
 
-def _counter(services: Services, source: str, *, enabled: bool) -> Callable[..., None]:
+def _counter(services: Services, source: str) -> Callable[..., None]:
     def count(status: str, kind: str = "none") -> None:
-        if enabled:
-            services.store.count(
-                "farewell_events_received_total", source=source, kind=kind, status=status
-            )
+        services.store.count(
+            "farewell_events_received_total", source=source, kind=kind, status=status
+        )
 
     return count

@@ -20,7 +20,7 @@ DEFAULT_DEDUPE_TTL = 7 * 24 * 3600
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_QUEUE = "farewell"
 # Generous: a cancellation wave from one WordPress site (one IP) is ~tens per second at worst.
-DEFAULT_RATE_LIMIT = "3000/60"
+DEFAULT_RATE_LIMIT = "300/60"
 SUPPORTED_LOCALES = ("en", "pt_BR")
 # Guardrails no playbook can switch off: one sequence per member per cooldown, at most this
 # many emails per sequence; a comeback this soon after a win-back email counts as won back.
@@ -94,7 +94,8 @@ class Settings:
 
     # Operations (README "Guarantees" and "Operations")
     log_format: str = "text"  # text | json
-    # Webhooks per source and client IP per window: "<count>/<seconds>"; "0" switches it off.
+    # Refused webhooks (bad credentials) per source and client IP per window:
+    # "<count>/<seconds>"; "0" switches it off. Authenticated ones are never limited.
     rate_limit: str = DEFAULT_RATE_LIMIT
     # Reverse proxies in front of the web process whose X-Forwarded-For may be trusted.
     trusted_proxies: int = 0
@@ -166,7 +167,7 @@ class Settings:
             rule = (0, 0)
         if rule[0] <= 0 or rule[1] <= 0:
             raise SettingsError(
-                f"FAREWELL_RATE_LIMIT must look like 3000/60 (requests/seconds) or 0, "
+                f"FAREWELL_RATE_LIMIT must look like 300/60 (requests/seconds) or 0, "
                 f"not {self.rate_limit!r}"
             )
         return rule

@@ -18,7 +18,7 @@ Layout (all under the `farewell:` prefix):
     cancellations:membership:{id}  zset event_id -> occurred_at, one membership's records
     ping:{source}              hash: the last activation ping (at, detail), for operators
     metrics                    hash "<name>|<label>=<value>,..." -> count (Prometheus counters)
-    ratelimit:{bucket}:{window}  requests in one fixed window (TTL: the window)
+    ratelimit:{bucket}:{window}  refused webhooks in one fixed window (TTL: the window)
     alive:{owner}              a worker process's heartbeat (TTL: ALIVE_TTL)
     mail:last_error            JSON {transport, stream, error, at, sequence, step}: the last
                                configuration error of the mail transport, for /healthz
@@ -765,7 +765,9 @@ class Store:
         """Every counter as {(name, ((label, value), ...)): count}."""
         return {parse_metric_field(k): int(v) for k, v in self.redis.hgetall(METRICS_KEY).items()}
 
-    def hit_rate_limit(self, bucket: str, limit: int, window: int, now: float | None = None):
+    def hit_rate_limit(
+        self, bucket: str, limit: int, window: int, now: float | None = None
+    ) -> int | None:
         """Count one request in `bucket`'s current fixed window.
 
         Returns None when allowed, else the seconds until the window ends (Retry-After).
