@@ -94,6 +94,11 @@ def test_a_cancellation_sends_one_feedback_request(post_source, work, outbox):
     work()
     [message] = outbox()
     assert message["To"].addresses[0].addr_spec == "li.wei@example.com"
+    # The push does not name the level: the email says "your membership", with no gap.
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert "Your membership has been cancelled" in text
+    assert "Your membership has been cancelled" in html
 
 
 def test_replay_of_the_same_push_is_a_duplicate(post_source, work, outbox):

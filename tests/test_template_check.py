@@ -58,7 +58,9 @@ def test_every_shipped_email_has_a_subject_and_preheader_in_each_language(templa
 def test_unknown_variable_names_the_template_and_line(template_copy):
     name = "en/feedback_request.html"
     template_copy.edit(
-        name, "{{ membership_title }} membership has", "{{ membership_titel }} membership has"
+        name,
+        "{{ membership_title }} {% endif %}membership",
+        "{{ membership_titel }} {% endif %}membership",
     )
     line = _line_of(template_copy, name, "membership_titel")
     [problem] = template_copy.check().errors
