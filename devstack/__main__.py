@@ -11,6 +11,27 @@ from pathlib import Path
 from .stack import ROOT, Stack
 
 DEFAULT_PORT = 5000
+# Sources besides MemberPress, by the variable that enables them, and where their secret goes.
+OTHER_SOURCES = (
+    ("woocommerce", "FAREWELL_WOOCOMMERCE_SECRET", "the webhook's Secret"),
+    ("pmpro", "FAREWELL_PMPRO_KEY", "already in the URL (?key=)"),
+    ("stripe", "FAREWELL_STRIPE_SECRET", "Stripe's signing secret (whsec_...)"),
+    ("standard", "FAREWELL_STANDARD_SECRET", "the sender's signing secret (whsec_...)"),
+)
+
+
+def other_source_lines(env: dict[str, str]) -> list[str]:
+    """One line per enabled non-MemberPress source: its webhook URL (secrets not printed,
+    except PMPro's key, which its add-on can only take in the URL)."""
+    base = env["FAREWELL_BASE_URL"].rstrip("/")
+    lines = []
+    for name, variable, secret_note in OTHER_SOURCES:
+        secret = env.get(variable, "")
+        if not secret:
+            continue
+        url = f"{base}/hooks/{name}" + (f"?key={secret}" if name == "pmpro" else "")
+        lines.append(f"  {name}: {url}   (secret: {secret_note}, from {variable})\n")
+    return lines
 
 
 def main() -> int:
@@ -42,13 +63,14 @@ def main() -> int:
         outbox = str(Path(outbox).relative_to(ROOT))
     except ValueError:
         pass
+    others = other_source_lines(env)
+    transport = env.get("FAREWELL_MAIL_TRANSPORT", "outbox")
     print(
-        "\n"
-        "Farewell is running. Paste these into MemberPress > Developer Tools > Webhooks:\n"
+        "\nFarewell is running. Paste these into MemberPress > Developer Tools > Webhooks:\n"
         f"  URL: {env['FAREWELL_BASE_URL'].rstrip('/')}/hooks/memberpress\n"
         f"  Key: {key}   (header MEMBERPRESS-WEBHOOK-KEY, or ?key=)\n"
-        f"Redis: {redis_note}.  Mail transport: {env.get('FAREWELL_MAIL_TRANSPORT', 'outbox')}"
-        f" (outbox: {outbox}).\n"
+        + ("Other sources enabled:\n" + "".join(others) if others else "")
+        + f"Redis: {redis_note}.  Mail transport: {transport} (outbox: {outbox}).\n"
         "Press Ctrl-C to stop.\n",
         flush=True,
     )
