@@ -51,6 +51,7 @@ def jobs_retry_failed() -> None:
     services = get_services()
     requeued = retry_failed(services.queue)
     services.store.clear_send_error()
+    services.store.clear_stripe_error()
     click.echo(f"requeued {requeued} job(s)")
 
 

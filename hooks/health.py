@@ -28,6 +28,7 @@ def healthz() -> ResponseReturnValue:
         store.redis.ping()
         scheduler = store.scheduler_alive(services.settings.queue_name)
         last_error = store.last_send_error()
+        stripe_error = store.stripe_error()
     except RedisError as exc:
         body.update(status="unavailable", redis="down", reason=f"redis: {type(exc).__name__}")
         return jsonify(body), 503
@@ -35,6 +36,7 @@ def healthz() -> ResponseReturnValue:
         redis="ok",
         scheduler="ok" if scheduler else "missing",
         last_send_error=last_error,
+        stripe_error=stripe_error,
     )
     try:
         body["failed_jobs"] = services.queue.failed_job_registry.count
@@ -48,5 +50,7 @@ def healthz() -> ResponseReturnValue:
     if last_error:
         # Mail keeps failing until someone fixes the configuration: say so here, loudly.
         warnings.append(f"mail is failing: {last_error.get('error', '')}")
+    if stripe_error:
+        warnings.append(f"Stripe events wait: {stripe_error.get('error', '')}")
     body.update(status="ok", warnings=warnings)
     return jsonify(body), 200

@@ -385,6 +385,34 @@ def test_stripe_api_down_retries_with_backoff_and_sends_once_when_back(
     assert len(outbox()) == 1
 
 
+def test_a_refused_api_key_fails_at_once_shows_on_healthz_and_retries_once_fixed(
+    post_source, work, outbox, stripe_api, runtime, client, runner
+):
+    stripe_api.customers["cus_PqR5tUv"] = sp.stripe_customer()
+    stripe_api.api_key = "rk_live_another_key"  # Stripe no longer accepts ours: 401
+    stripe_api.start()
+    event_id = json_of(post_source.stripe(deleted()))["event_id"]
+    queue = runtime.queue
+    work()
+    job = Job.fetch(
+        event_job_id(event_id), connection=queue.connection, serializer=queue.serializer
+    )
+    assert job.get_status() == "failed"  # no retries wasted on a key that will not work
+    assert len(stripe_api.requests) == 1
+    health = json_of(client.get("/healthz"))
+    assert health["stripe_error"]["event"] == event_id
+    assert "401" in health["stripe_error"]["error"]
+    assert any(w.startswith("Stripe events wait") for w in health["warnings"])
+    assert outbox() == []
+
+    stripe_api.api_key = STRIPE_API_KEY  # the operator fixes the key at Stripe's end
+    result = runner.invoke(args=["jobs", "retry-failed"])
+    assert "requeued 1 job(s)" in result.output
+    work()
+    assert len(outbox()) == 1
+    assert json_of(client.get("/healthz"))["stripe_error"] is None
+
+
 def _release(queue, job_id: str) -> None:
     registry = queue.scheduled_job_registry
     assert job_id in registry.get_job_ids()

@@ -24,7 +24,7 @@ from .privacy import mask_email
 from .queues import SEND_TRANSIENT_MAX, schedule_step, send_retry
 from .runtime import Runtime, runtime
 from .store import CAP_REACHED, Sequence
-from .stripe_api import prepare_event
+from .stripe_api import StripeConfigError, prepare_event
 
 log = logging.getLogger(__name__)
 FEEDBACK_TEMPLATE = "feedback_request"  # the step that asks why; skipped once we know
@@ -39,7 +39,11 @@ def handle_event(event_id: str) -> str:
         rt.store.finish_event(event_id)
         return "missing"
     if event.source == "stripe":  # Stripe events carry a customer id, not an email
-        event = prepare_event(event, rt.stripe, rt.store)
+        try:
+            event = prepare_event(event, rt.stripe, rt.store)
+        except StripeConfigError as exc:
+            _stripe_config_error(rt, event_id, exc)
+            raise
     if event is None:
         rt.store.finish_event(event_id)
         return "no member to write to"
@@ -316,6 +320,21 @@ def _rejected(rt: Runtime, sequence_id: str, step_id: str, email: str, exc: Reci
         exc,
     )
     return "rejected"
+
+
+def _stripe_config_error(rt: Runtime, event_id: str, exc: StripeConfigError) -> None:
+    """Our Stripe API key is missing or refused: retrying will not help, so the job goes
+    straight to the failed registry (the event stays pending) and /healthz says why."""
+    rt.store.record_stripe_error(str(exc), event_id)
+    job = get_current_job()
+    if job is not None:
+        job.retries_left = 0
+    log.error(
+        "STRIPE CONFIGURATION ERROR, event %s kept for `flask --app hooks jobs retry-failed` "
+        "once FAREWELL_STRIPE_API_KEY is fixed: %s",
+        event_id,
+        exc,
+    )
 
 
 def _config_error(

@@ -20,6 +20,7 @@ Layout (all under the `farewell:` prefix):
     metrics                    hash "<name>|<label>=<value>,..." -> count (Prometheus counters)
     ratelimit:{bucket}:{window}  refused webhooks in one fixed window (TTL: the window)
     alive:{owner}              a worker process's heartbeat (TTL: ALIVE_TTL)
+    stripe:last_error          JSON {error, at, event}: Stripe refused our API key, for /healthz
     mail:last_error            JSON {transport, stream, error, at, sequence, step}: the last
                                configuration error of the mail transport, for /healthz
 
@@ -99,6 +100,7 @@ def scheduler_lock_key(queue_name: str) -> str:
 
 
 LAST_SEND_ERROR_KEY = f"{PREFIX}mail:last_error"
+STRIPE_ERROR_KEY = f"{PREFIX}stripe:last_error"
 
 
 def member_hash_key(key: str) -> str:
@@ -727,6 +729,18 @@ class Store:
             if current is None or current.get("stream", stream) != stream:
                 return
         self.redis.delete(LAST_SEND_ERROR_KEY)
+
+    def record_stripe_error(self, error: str, event_id: str) -> None:
+        """Stripe refused our API key: shown on /healthz until a lookup works again."""
+        entry = {"error": error, "at": time.time(), "event": event_id}
+        self.redis.set(STRIPE_ERROR_KEY, json.dumps(entry))
+
+    def stripe_error(self) -> dict[str, object] | None:
+        raw = self.redis.get(STRIPE_ERROR_KEY)
+        return json.loads(raw) if raw else None
+
+    def clear_stripe_error(self) -> None:
+        self.redis.delete(STRIPE_ERROR_KEY)
 
     # --- suppression -------------------------------------------------------------------
     # Keyed by a hash of the address, so an erased member stays unsubscribed without us

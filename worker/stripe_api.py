@@ -164,6 +164,7 @@ def prepare_event(event: Event, client: StripeClient, store: Store) -> Event | N
     if member is None:
         log.warning("event %s: Stripe customer has no email, nothing to do", event.event_id)
         return None
+    store.clear_stripe_error()  # the key works (again)
     event = replace(event, member=member)
     store.update_event(event)  # whoever reads the event record later sees the member
     feedback = feedback_for(event)
