@@ -13,16 +13,16 @@ from collections.abc import Mapping
 
 from flask import Request
 
-from worker.events import Event, EventKind, Member, Membership, utcnow
+from worker.events import Event, EventKind, utcnow
 
 from .errors import Ignored
 from .payload import (
     check_shared_key,
-    get_email,
+    get_member,
+    get_membership,
     get_object,
     get_text,
     load_object,
-    normalize_locale,
     parse_wp_datetime,
 )
 
@@ -57,16 +57,12 @@ def parse(body: bytes, headers: Mapping[str, str] | None = None) -> Event | Igno
             name=name,
             kind=kind,
             occurred_at=utcnow(),
-            member=_member(data, "data"),
+            member=get_member(data, "data"),
             raw=payload,
         )
 
-    member = _member(get_object(data, "member", "data.member"), "data.member")
-    membership_data = get_object(data, "membership", "data.membership")
-    membership = Membership(
-        id=get_text(membership_data, "id", "data.membership.id", required=True),
-        title=get_text(membership_data, "title", "data.membership.title"),
-    )
+    member = get_member(get_object(data, "member", "data.member"), "data.member")
+    membership = get_membership(data, "membership", "data.membership")
     return Event(
         source="memberpress",
         name=name,
@@ -78,14 +74,4 @@ def parse(body: bytes, headers: Mapping[str, str] | None = None) -> Event | Igno
         status=get_text(data, "status", "data.status"),
         access_ends_at=parse_wp_datetime(get_text(data, "expires_at", "data.expires_at")),
         raw=payload,
-    )
-
-
-def _member(data: dict, path: str) -> Member:
-    return Member(
-        email=get_email(data, "email", f"{path}.email"),
-        id=get_text(data, "id", f"{path}.id"),
-        first_name=get_text(data, "first_name", f"{path}.first_name"),
-        last_name=get_text(data, "last_name", f"{path}.last_name"),
-        locale=normalize_locale(get_text(data, "locale", f"{path}.locale")),
     )

@@ -8,6 +8,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from worker.events import Member, Membership
+
 from .errors import AuthError, PayloadError
 
 _EMAIL = re.compile(
@@ -129,3 +131,24 @@ def get_bool(data: dict[str, Any], key: str, path: str) -> bool:
     if not isinstance(value, bool):
         raise PayloadError(f"{path} must be true or false, not {_json_type(value)}")
     return value
+
+
+def get_member(data: dict[str, Any], path: str) -> Member:
+    """A member object in the common shape (email, id, first_name, last_name, locale);
+    `path` names it in error messages, e.g. `data.member`."""
+    return Member(
+        email=get_email(data, "email", f"{path}.email"),
+        id=get_text(data, "id", f"{path}.id"),
+        first_name=get_text(data, "first_name", f"{path}.first_name"),
+        last_name=get_text(data, "last_name", f"{path}.last_name"),
+        locale=normalize_locale(get_text(data, "locale", f"{path}.locale")),
+    )
+
+
+def get_membership(data: dict[str, Any], key: str, path: str) -> Membership:
+    """The `{id, title}` object at `key`; the id is required."""
+    obj = get_object(data, key, path)
+    return Membership(
+        id=get_text(obj, "id", f"{path}.id", required=True),
+        title=get_text(obj, "title", f"{path}.title"),
+    )

@@ -26,15 +26,15 @@ from collections.abc import Mapping
 
 from flask import Request
 
-from worker.events import Event, EventKind, Member, Membership, utcnow
+from worker.events import Event, EventKind, utcnow
 
 from .errors import AuthError, Ignored, PayloadError
 from .payload import (
-    get_email,
+    get_member,
+    get_membership,
     get_object,
     get_text,
     load_object,
-    normalize_locale,
     parse_iso_datetime,
 )
 
@@ -100,21 +100,10 @@ def parse(body: bytes, headers: Mapping[str, str] | None = None) -> Event | Igno
         known = ", ".join(TYPES)
         return Ignored(f"type {name!r} is not one Farewell acts on (known: {known})")
     data = get_object(payload, "data", "data")
-    member_data = get_object(data, "member", "data.member")
-    member = Member(
-        email=get_email(member_data, "email", "data.member.email"),
-        id=get_text(member_data, "id", "data.member.id"),
-        first_name=get_text(member_data, "first_name", "data.member.first_name"),
-        last_name=get_text(member_data, "last_name", "data.member.last_name"),
-        locale=normalize_locale(get_text(member_data, "locale", "data.member.locale")),
-    )
+    member = get_member(get_object(data, "member", "data.member"), "data.member")
     membership = None
     if data.get("membership") is not None:
-        m = get_object(data, "membership", "data.membership")
-        membership = Membership(
-            id=get_text(m, "id", "data.membership.id", required=True),
-            title=get_text(m, "title", "data.membership.title"),
-        )
+        membership = get_membership(data, "membership", "data.membership")
     return Event(
         source="standard",
         name=name,
