@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from worker import logs
+from worker.store import RECEIVED_METRIC
 
 from . import ratelimit
 from .services import Services, get_services
@@ -82,7 +83,7 @@ def receive(source: str) -> ResponseReturnValue:
     logs.set_event_id(event_id)
     kind = result.kind.value
     try:
-        outcome = services.submit(result)
+        outcome = services.submit(result, counted=True)
     except RedisError as exc:
         services.spool.append(result)
         log.warning(
@@ -93,10 +94,8 @@ def receive(source: str) -> ResponseReturnValue:
         )
         return jsonify(status="queued", event_id=event_id, spooled=True), 202
     if outcome.value == "duplicate":
-        count("duplicate", kind)
         log.info("hooks/%s: %s event %s is a duplicate", source, kind, event_id)
         return jsonify(status="duplicate", event_id=event_id), 200
-    count("queued", kind)
     log.info("hooks/%s: %s event %s queued", source, kind, event_id)
     return jsonify(status="queued", event_id=event_id), 202
 
@@ -112,8 +111,6 @@ def _record_ping(services: Services, source: str, detail: str) -> None:
 
 def _counter(services: Services, source: str) -> Callable[..., None]:
     def count(status: str, kind: str = "none") -> None:
-        services.store.count(
-            "farewell_events_received_total", source=source, kind=kind, status=status
-        )
+        services.store.count(RECEIVED_METRIC, source=source, kind=kind, status=status)
 
     return count

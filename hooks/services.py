@@ -19,7 +19,7 @@ from worker.events import Event
 from worker.intake import Outcome, submit
 from worker.queues import make_queue, rq_connection
 from worker.settings import Settings
-from worker.store import Store, connect
+from worker.store import RECEIVED_METRIC, Store, connect
 
 from .spool import ReplayResult, Spool
 
@@ -44,8 +44,8 @@ class Services:
             spool=Spool(settings.spool_dir),
         )
 
-    def submit(self, event: Event) -> Outcome:
-        return submit(self.store, self.queue, event, self.settings.dedupe_ttl)
+    def submit(self, event: Event, *, counted: bool = False) -> Outcome:
+        return submit(self.store, self.queue, event, self.settings.dedupe_ttl, counted=counted)
 
     def replay_spool(self) -> ReplayResult:
         def submit_one(event: Event) -> bool:
@@ -54,7 +54,7 @@ class Services:
             self.store.count("farewell_spool_replayed_total", result=result)
             if new:
                 self.store.count(
-                    "farewell_events_received_total",
+                    RECEIVED_METRIC,
                     source=event.source,
                     kind=event.kind.value,
                     status="spooled",

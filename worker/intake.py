@@ -21,15 +21,18 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
 
 
-def submit(store: Store, queue: Queue, event: Event, dedupe_ttl: int) -> Outcome:
+def submit(
+    store: Store, queue: Queue, event: Event, dedupe_ttl: int, *, counted: bool = False
+) -> Outcome:
     """Record the event once and queue its handling, in one atomic Redis round trip.
-    Raises redis errors to the caller (which then spools the event).
+    Raises redis errors to the caller (which then spools the event). `counted`: the
+    receiver's metric (queued or duplicate) is added in the same round trip.
 
     The record and the job are written together or not at all, so an accepted event always
     has its job; `requeue_stale` remains the safety net for a job lost afterwards.
     """
     job = event_job_record(queue, event.event_id)
-    if not store.accept_event(event, dedupe_ttl, job):
+    if not store.accept_event(event, dedupe_ttl, job, counted=counted):
         return Outcome.DUPLICATE
     return Outcome.QUEUED
 

@@ -100,6 +100,7 @@ def scheduler_lock_key(queue_name: str) -> str:
 
 
 LAST_SEND_ERROR_KEY = f"{PREFIX}mail:last_error"
+RECEIVED_METRIC = "farewell_events_received_total"  # webhooks by source, kind and outcome
 STRIPE_ERROR_KEY = f"{PREFIX}stripe:last_error"
 
 
@@ -188,19 +189,23 @@ return code
 
 # Dedupe, durable record, pending marker and the handling job in one atomic round trip:
 # either the event is new, fully recorded and queued, or it is a duplicate and nothing
-# changes. KEYS 4-6 (job hash, queue list, queues set) are RQ's own; the job hash fields
+# changes. KEYS 5-7 (job hash, queue list, queues set) are RQ's own; the job hash fields
 # come from RQ's Job.to_dict (worker/queues.py), so RQ workers run it as if RQ wrote it.
+# KEYS[4] is the metrics hash: ARGV[6] / ARGV[7] name the counter to add one to when the
+# event is new / a duplicate ("" counts nothing), so counting costs no round trip either.
 _ACCEPT_SCRIPT = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
-  if #KEYS == 6 then
-    redis.call('HSET', KEYS[4], unpack(ARGV, 7))
-    redis.call('RPUSH', KEYS[5], ARGV[6])
-    redis.call('SADD', KEYS[6], KEYS[5])
+  if ARGV[6] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[6], 1) end
+  if #KEYS == 7 then
+    redis.call('HSET', KEYS[5], unpack(ARGV, 9))
+    redis.call('RPUSH', KEYS[6], ARGV[8])
+    redis.call('SADD', KEYS[7], KEYS[6])
   end
   return 1
 end
+if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[7], 1) end
 return 0
 """
 
@@ -331,17 +336,28 @@ class Store:
 
     # --- intake (web side) -------------------------------------------------------------
 
-    def accept_event(self, event: Event, dedupe_ttl: int, job: JobRecord | None = None) -> bool:
+    def accept_event(
+        self,
+        event: Event,
+        dedupe_ttl: int,
+        job: JobRecord | None = None,
+        *,
+        counted: bool = False,
+    ) -> bool:
         """Record a new event durably, and write `job` with it; False when it was seen
-        already (then nothing is written). One round trip."""
+        already (then nothing is written). With `counted`, also add one to
+        farewell_events_received_total (status queued or duplicate). One round trip."""
         event_id = event.event_id
-        keys = [dedupe_key(event_id), event_key(event_id), PENDING_KEY]
+        keys = [dedupe_key(event_id), event_key(event_id), PENDING_KEY, METRICS_KEY]
+        labels = {"source": event.source, "kind": event.kind.value}
         args: list[str | bytes | int | float] = [
             dedupe_ttl,
             json.dumps(event.to_dict()),
             EVENT_TTL,
             time.time(),
             event_id,
+            metric_field(RECEIVED_METRIC, {**labels, "status": "queued"}) if counted else "",
+            metric_field(RECEIVED_METRIC, {**labels, "status": "duplicate"}) if counted else "",
         ]
         if job is not None:
             keys += [job.key, job.queue_key, job.queues_key]
