@@ -11,12 +11,12 @@ from pathlib import Path
 from .stack import ROOT, Stack
 
 DEFAULT_PORT = 5000
-# Sources besides MemberPress, by the variable that enables them, and where their secret goes.
+# Sources besides MemberPress: the variable that enables each, and where its secret goes.
 OTHER_SOURCES = (
-    ("woocommerce", "FAREWELL_WOOCOMMERCE_SECRET", "the webhook's Secret"),
-    ("pmpro", "FAREWELL_PMPRO_KEY", "already in the URL (?key=)"),
-    ("stripe", "FAREWELL_STRIPE_SECRET", "Stripe's signing secret (whsec_...)"),
-    ("standard", "FAREWELL_STANDARD_SECRET", "the sender's signing secret (whsec_...)"),
+    ("woocommerce", "FAREWELL_WOOCOMMERCE_SECRET", "paste {var} as the webhook's Secret"),
+    ("pmpro", "FAREWELL_PMPRO_KEY", "the key from {var} is part of the URL"),
+    ("stripe", "FAREWELL_STRIPE_SECRET", "{var} holds the endpoint's signing secret"),
+    ("standard", "FAREWELL_STANDARD_SECRET", "sign with {var}"),
 )
 
 
@@ -25,12 +25,12 @@ def other_source_lines(env: dict[str, str]) -> list[str]:
     except PMPro's key, which its add-on can only take in the URL)."""
     base = env["FAREWELL_BASE_URL"].rstrip("/")
     lines = []
-    for name, variable, secret_note in OTHER_SOURCES:
+    for name, variable, hint in OTHER_SOURCES:
         secret = env.get(variable, "")
         if not secret:
             continue
         url = f"{base}/hooks/{name}" + (f"?key={secret}" if name == "pmpro" else "")
-        lines.append(f"  {name}: {url}   (secret: {secret_note}, from {variable})\n")
+        lines.append(f"  {name}: {url}   ({hint.format(var=variable)})\n")
     return lines
 
 
