@@ -62,6 +62,7 @@ class Report:
     distinct_members: int = 0
     duplicated: int = 0
     lost: int = 0
+    recorded: int | None = None  # --workers 0: accepted events waiting in Redis
     emails_per_s: float = 0.0
     drain_per_s: float = 0.0
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
@@ -239,8 +240,14 @@ def run_farewell(args, report: Report, sink: Sink, var: Path, output, log) -> No
         got = set(stats.per_recipient)
         report.emails = stats.total
         report.distinct_members = len(got & wanted)
-        report.lost = len(wanted - got)
-        report.duplicated = len(stats.duplicated()) + len(got - wanted)
+        if args.workers:
+            report.lost = len(wanted - got)
+            report.duplicated = len(stats.duplicated()) + len(got - wanted)
+        else:
+            # Ingest only: every accepted webhook must wait, recorded, for a worker.
+            report.recorded = int(redis.zcard(PENDING_KEY))
+            report.lost = max(0, args.n - report.recorded)
+            report.duplicated = max(0, report.recorded - args.n) + stats.total
         if stats.first_at and stats.last_at:
             report.first_webhook_to_last_email_s = stats.last_at - result.first_sent
             span = stats.last_at - stats.first_at
@@ -418,8 +425,12 @@ def table(r: Report) -> str:
         ),
         (
             "counts",
-            f"{r.emails} emails to {r.distinct_members} of {r.n} members, "
-            f"{r.lost} lost, {r.duplicated} duplicated",
+            (
+                f"{r.emails} emails to {r.distinct_members} of {r.n} members, "
+                if r.recorded is None
+                else f"ingest only: {r.recorded} of {r.n} events recorded for a worker, "
+            )
+            + f"{r.lost} lost, {r.duplicated} duplicated",
             "",
             "",
             "0 lost, 0 dup " + ("ok" if r.ok else "FAILED"),
