@@ -33,6 +33,14 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
+# Variables whose name is not FAREWELL_ + the field's name in capitals.
+_ENV_NAMES = {"redis_url": "REDIS_URL", "playbook_path": "FAREWELL_PLAYBOOK"}
+
+
+def env_name(field_name: str) -> str:
+    return _ENV_NAMES.get(field_name, f"FAREWELL_{field_name.upper()}")
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str = "redis://localhost:6379/0"
@@ -111,6 +119,11 @@ class Settings:
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
+    def env_names(cls) -> dict[str, str]:
+        """Every setting's environment variable, by field name."""
+        return {f.name: env_name(f.name) for f in fields(cls) if f.name != "extra"}
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from `REDIS_URL` and the `FAREWELL_*` variables."""
         env = os.environ if environ is None else environ
@@ -118,7 +131,7 @@ class Settings:
         for f in fields(cls):
             if f.name == "extra":
                 continue
-            var = "REDIS_URL" if f.name == "redis_url" else f"FAREWELL_{f.name.upper()}"
+            var = env_name(f.name)
             raw = env.get(var)
             if raw is None or raw == "":
                 continue
