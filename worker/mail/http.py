@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError
@@ -94,6 +94,31 @@ def post(
         raise TransientMailError(
             f"{provider}: request failed: {type(exc).__name__}", sent_nothing=False
         ) from exc
+
+
+class _HasTimeouts(Protocol):
+    @property
+    def timeouts(self) -> Timeouts: ...
+
+
+ConfigT = TypeVar("ConfigT", bound=_HasTimeouts)
+
+
+class ApiTransport(Generic[ConfigT]):
+    """Base of the HTTP API transports: the provider's config, one session per worker
+    process, and POSTs whose network failures are already mapped by `post`."""
+
+    name = "api"
+
+    def __init__(self, config: ConfigT) -> None:
+        self.config = config
+        self.session = new_session()
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
+        return post(self.session, self.name, url, self.config.timeouts, **kwargs)
+
+    def close(self) -> None:
+        self.session.close()
 
 
 def json_body(response: requests.Response) -> Mapping[str, Any]:

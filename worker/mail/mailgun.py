@@ -13,11 +13,10 @@ from email.utils import formataddr
 from .errors import MailConfigError, RecipientRejected
 from .http import (
     DEFAULT_TIMEOUTS,
+    ApiTransport,
     Timeouts,
     describe,
     json_body,
-    new_session,
-    post,
     raise_for_common_status,
 )
 from .message import OutgoingEmail, clean_header
@@ -67,20 +66,13 @@ def _is_invalid_recipient(message: str) -> bool:
     return "'to'" in lowered and "valid" in lowered
 
 
-class MailgunTransport:
+class MailgunTransport(ApiTransport[MailgunConfig]):
     name = "mailgun"
-
-    def __init__(self, config: MailgunConfig) -> None:
-        self.config = config
-        self.session = new_session()
 
     def send(self, email: OutgoingEmail) -> str:
         cfg = self.config
-        response = post(
-            self.session,
-            self.name,
+        response = self.post(
             f"{cfg.base}/v3/{cfg.domain}/messages",
-            cfg.timeouts,
             # (None, value): plain form fields, sent as multipart/form-data as documented.
             files=[(name, (None, value)) for name, value in form_fields(email)],
             auth=("api", cfg.api_key),
@@ -95,6 +87,3 @@ class MailgunTransport:
             )
         raise_for_common_status(self.name, response, message)
         raise MailConfigError(describe(self.name, response, f"unexpected reply: {message}"))
-
-    def close(self) -> None:
-        self.session.close()

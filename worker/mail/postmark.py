@@ -14,11 +14,10 @@ from email.utils import formataddr
 from .errors import MailConfigError, RecipientRejected
 from .http import (
     DEFAULT_TIMEOUTS,
+    ApiTransport,
     Timeouts,
     describe,
     json_body,
-    new_session,
-    post,
     raise_for_common_status,
 )
 from .message import OutgoingEmail, clean_header
@@ -63,20 +62,13 @@ def request_body(email: OutgoingEmail, config: PostmarkConfig) -> dict[str, obje
     return body
 
 
-class PostmarkTransport:
+class PostmarkTransport(ApiTransport[PostmarkConfig]):
     name = "postmark"
-
-    def __init__(self, config: PostmarkConfig) -> None:
-        self.config = config
-        self.session = new_session()
 
     def send(self, email: OutgoingEmail) -> str:
         cfg = self.config
-        response = post(
-            self.session,
-            self.name,
+        response = self.post(
             f"{cfg.api_base.rstrip('/')}/email",
-            cfg.timeouts,
             json=request_body(email, cfg),
             headers={"Accept": "application/json", "X-Postmark-Server-Token": cfg.token},
         )
@@ -97,6 +89,3 @@ class PostmarkTransport:
             raise MailConfigError(describe(self.name, response, detail))
         raise_for_common_status(self.name, response, detail)
         raise MailConfigError(describe(self.name, response, f"unexpected reply: {detail}"))
-
-    def close(self) -> None:
-        self.session.close()

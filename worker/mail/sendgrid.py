@@ -14,11 +14,10 @@ from email.utils import parseaddr
 from .errors import MailConfigError, RecipientRejected
 from .http import (
     DEFAULT_TIMEOUTS,
+    ApiTransport,
     Timeouts,
     describe,
     json_body,
-    new_session,
-    post,
     raise_for_common_status,
 )
 from .message import OutgoingEmail, clean_header
@@ -63,20 +62,13 @@ def request_body(email: OutgoingEmail) -> dict[str, object]:
     return body
 
 
-class SendgridTransport:
+class SendgridTransport(ApiTransport[SendgridConfig]):
     name = "sendgrid"
-
-    def __init__(self, config: SendgridConfig) -> None:
-        self.config = config
-        self.session = new_session()
 
     def send(self, email: OutgoingEmail) -> str:
         cfg = self.config
-        response = post(
-            self.session,
-            self.name,
+        response = self.post(
             f"{cfg.api_base.rstrip('/')}/v3/mail/send",
-            cfg.timeouts,
             json=request_body(email),
             headers={"Authorization": f"Bearer {cfg.api_key}"},
         )
@@ -97,6 +89,3 @@ class SendgridTransport:
             raise RecipientRejected(describe(self.name, response, detail), reason="invalid_address")
         raise_for_common_status(self.name, response, detail)
         raise MailConfigError(describe(self.name, response, f"unexpected reply: {detail}"))
-
-    def close(self) -> None:
-        self.session.close()
