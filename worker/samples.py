@@ -136,6 +136,35 @@ def sample_context(
     return context
 
 
+@dataclass(frozen=True)
+class _SampleSend:
+    """Everything a real send of `name` would be given, with sample data (FULL variant)."""
+
+    settings: Settings
+    sequence: Sequence
+    member: Member
+    step: Step
+    offer: Offer
+
+
+def _sample_send(
+    settings: Settings,
+    playbook: Playbook,
+    name: str,
+    locale: str,
+    membership_id: str | None,
+    to: str = SAMPLE_EMAIL,
+) -> _SampleSend:
+    step = sample_step(playbook, name, membership_id)
+    return _SampleSend(
+        settings=_sample_settings(settings),
+        sequence=sample_sequence(locale, membership_id),
+        member=sample_member(locale, email=to),
+        step=step,
+        offer=sample_offer(playbook, step, membership_id, locale, settings.default_locale),
+    )
+
+
 def sample_email(
     settings: Settings,
     renderer: Renderer,
@@ -148,16 +177,8 @@ def sample_email(
     to: str = SAMPLE_EMAIL,
 ) -> OutgoingEmail:
     """The whole email a member would get, rendered with sample data (FULL variant)."""
-    step = sample_step(playbook, name, membership_id)
-    return compose(
-        _sample_settings(settings),
-        renderer,
-        sample_sequence(locale, membership_id),
-        sample_member(locale, email=to),
-        step,
-        reasons,
-        offer=sample_offer(playbook, step, membership_id, locale, settings.default_locale),
-    )
+    s = _sample_send(settings, playbook, name, locale, membership_id, to)
+    return compose(s.settings, renderer, s.sequence, s.member, s.step, reasons, offer=s.offer)
 
 
 def preview_email(
@@ -172,10 +193,6 @@ def preview_email(
 ) -> RenderedEmail:
     """Subject, preheader, HTML and text of one email with sample data, found by the same
     lookup order a real send uses."""
-    step = sample_step(playbook, name, membership_id)
-    context = sample_context(
-        settings, step, reasons, locale=locale, membership_id=membership_id, variant=FULL
-    )
-    offer = sample_offer(playbook, step, membership_id, locale, settings.default_locale)
-    context.update(coupon=offer.coupon, coupon_offer=offer.text if offer.coupon else None)
+    s = _sample_send(settings, playbook, name, locale, membership_id)
+    context = template_context(s.settings, s.sequence, s.member, s.step, reasons, s.offer)
     return renderer.render(name, context, locale=locale, membership_id=membership_id)
