@@ -91,9 +91,7 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
     set_runtime(rt)
     yield rt
     set_runtime(None)
-    close = getattr(rt.__dict__.get("transport"), "close", None)
-    if close:
-        close()
+    rt.close()
 
 
 @pytest.fixture

@@ -291,9 +291,7 @@ def use_provider(app, settings: Settings, provider_api: ProviderApi):
 
     yield install
     for rt in made:
-        transport = rt.__dict__.get("transport")
-        if transport is not None:
-            transport.close()
+        rt.close()
     set_runtime(None)
 
 

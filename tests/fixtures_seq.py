@@ -82,6 +82,4 @@ def use_playbook(settings, runtime, tmp_path: Path):
 
     yield install
     for rt in made:
-        close = getattr(rt.__dict__.get("transport"), "close", None)
-        if close:
-            close()
+        rt.close()

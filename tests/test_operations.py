@@ -31,9 +31,7 @@ def smtp_runtime(runtime, smtp_settings):
     set_runtime(rt)
     yield rt
     set_runtime(runtime)
-    close = getattr(rt.__dict__.get("transport"), "close", None)
-    if close:
-        close()
+    rt.close()
 
 
 # --- rate limit ---------------------------------------------------------------------------

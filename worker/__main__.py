@@ -156,9 +156,7 @@ def main() -> int:
         background.set()
         if owner:
             liveness.forget(rt.queue.connection, owner)
-        close = getattr(rt.__dict__.get("transport"), "close", None)
-        if close:
-            close()
+        rt.close()
     log.info("worker stopped")
     return 0
 

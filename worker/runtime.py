@@ -57,6 +57,14 @@ class Runtime:
     def stripe(self) -> StripeClient:
         return StripeClient(self.settings)
 
+    def close(self) -> None:
+        """Close the connections this runtime opened (the transport, Stripe's session);
+        what was never built is left alone."""
+        for name in ("transport", "stripe"):
+            close = getattr(self.__dict__.get(name), "close", None)
+            if close:
+                close()
+
 
 _current: Runtime | None = None
 
