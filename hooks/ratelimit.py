@@ -9,8 +9,6 @@ request: a limiter must never be the reason an event is lost.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from flask import request
 from redis.exceptions import RedisError
 
@@ -18,26 +16,19 @@ from worker.settings import Settings
 from worker.store import Store
 
 
-@dataclass(frozen=True)
-class Verdict:
-    allowed: bool
-    retry_after: int = 0
-    redis_down: bool = False
-
-
 def client_address() -> str:
     """The peer address (X-Forwarded-For is honoured only via FAREWELL_TRUSTED_PROXIES)."""
     return request.remote_addr or "unknown"
 
 
-def note_refusal(store: Store, settings: Settings, source: str) -> Verdict:
-    """Count one refused request from this client; past the limit, say how long to wait."""
+def note_refusal(store: Store, settings: Settings, source: str) -> int | None:
+    """Count one refused request from this client. Past the limit, the seconds until the
+    window ends (for Retry-After); else None."""
     rule = settings.rate_limit_rule()
     if rule is None:
-        return Verdict(True)
+        return None
     limit, window = rule
     try:
-        wait = store.hit_rate_limit(f"{source}:{client_address()}", limit, window)
+        return store.hit_rate_limit(f"{source}:{client_address()}", limit, window)
     except RedisError:
-        return Verdict(True, redis_down=True)
-    return Verdict(wait is None, wait or 0)
+        return None

@@ -56,15 +56,14 @@ def receive(source: str) -> ResponseReturnValue:
     except AuthError as exc:
         # Only refused requests count towards the limit: a real wave is never throttled
         # (MemberPress and WooCommerce do not retry a 429).
-        verdict = ratelimit.note_refusal(services.store, services.settings, source)
-        if not verdict.allowed:
+        retry_after = ratelimit.note_refusal(services.store, services.settings, source)
+        if retry_after is not None:
             count("rate_limited")
             log.warning("hooks/%s: too many refused requests from one address, 429", source)
             response = jsonify(
-                error=f"too many refused webhooks from this address; "
-                f"retry after {verdict.retry_after} s"
+                error=f"too many refused webhooks from this address; retry after {retry_after} s"
             )
-            response.headers["Retry-After"] = str(verdict.retry_after)
+            response.headers["Retry-After"] = str(retry_after)
             return response, 429
         count("unauthorized")
         log.info("hooks/%s: rejected credentials (%s)", source, exc)
