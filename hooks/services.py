@@ -79,6 +79,9 @@ class Services:
                     result = self.replay_spool()
                 except RedisError:
                     continue  # still down; the claimed files wait for the next round
+                except Exception:  # the replayer must outlive any surprise; next round retries
+                    log.exception("spool replay failed")
+                    continue
                 if result.replayed or result.duplicates:
                     log.info("spool replayed: %s", result)
 

@@ -168,20 +168,25 @@ class Spool:
 
     def _replay_file(self, path: Path, submit: Callable[[Event], bool]) -> tuple[int, int, int]:
         replayed = duplicates = unreadable = 0
-        with path.open("rb") as fh:
-            lines = fh.readlines()
-        for raw in lines:
-            try:
-                event = Event.from_dict(json.loads(raw))
-            except (ValueError, KeyError, TypeError):
-                # Only a write torn by a crash, which was never acknowledged.
-                unreadable += 1
-                log.error("spool %s: unreadable line skipped", path.name)
-                continue
-            if submit(event):
-                replayed += 1
-            else:
-                duplicates += 1
-            os.utime(path)  # still alive: not an orphan
-        path.unlink()
+        try:
+            with path.open("rb") as fh:
+                lines = fh.readlines()
+            for raw in lines:
+                try:
+                    event = Event.from_dict(json.loads(raw))
+                except (ValueError, KeyError, TypeError):
+                    # Only a write torn by a crash, which was never acknowledged.
+                    unreadable += 1
+                    log.error("spool %s: unreadable line skipped", path.name)
+                    continue
+                if submit(event):
+                    replayed += 1
+                else:
+                    duplicates += 1
+                os.utime(path)  # still alive: not an orphan
+            path.unlink()
+        except FileNotFoundError:
+            # Another replayer took the file over (it judged us dead or slow): it replays
+            # every line again, and dedupe makes the ones we already submitted count once.
+            log.warning("spool %s: taken over by another replayer", path.name)
         return replayed, duplicates, unreadable

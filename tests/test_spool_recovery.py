@@ -49,3 +49,24 @@ def test_a_replay_cut_short_by_redis_is_resumed_by_the_same_process_next_time(tm
     assert spool.backlog() == 3  # still claimed, by us
     assert spool.replay(lambda e: True).replayed == 3
     assert spool.backlog() == 0
+
+
+def test_a_file_taken_over_mid_replay_ends_this_replay_quietly(tmp_path):
+    # Another replayer (say, in another container sharing the folder) judged us gone and
+    # renamed our claimed file while we were submitting: it replays every line, dedupe
+    # counts each event once, and our replay must not crash the replayer thread.
+    spool = _spool_with(tmp_path, 3)
+    seen = []
+
+    def taken_over_after_first(event):
+        if not seen:
+            [claimed] = [p for p in spool.files() if p.name.startswith("claimed-")]
+            claimed.rename(spool.directory / "claimed-999999-1.jsonl")
+        seen.append(event.event_id)
+        return True
+
+    result = spool.replay(taken_over_after_first)
+    assert result.replayed == 1
+    assert spool.backlog() == 3  # the other replayer's file still holds all three
+    assert spool.replay(lambda e: True).replayed == 3  # pid 999999 is gone: taken back
+    assert spool.backlog() == 0
