@@ -8,6 +8,7 @@ import hmac
 import io
 import json
 import logging
+import time
 from dataclasses import replace
 
 import pytest
@@ -20,6 +21,7 @@ from tests.conftest import MEMBERPRESS_KEY, SECRET_KEY, json_of, stored_keys
 from worker import jobs, liveness, logs
 from worker import store as keys
 from worker.__main__ import FarewellWorker
+from worker.mail.errors import TransientMailError
 from worker.runtime import Runtime, set_runtime
 from worker.tokens import InvalidToken, Scope, make_token, read_token
 
@@ -335,6 +337,45 @@ def test_a_committed_claim_is_never_taken_over(runtime):
     assert store.claim_send("seq", "step", owner="farewell-b").startswith("committing|")
     store.release_send("seq", "step", "farewell-b")  # not b's to release
     assert store.redis.exists(keys.send_claim_key("seq", "step"))
+
+
+def test_a_committed_claim_is_released_only_when_the_message_is_known_not_to_have_left(
+    runtime,
+):
+    store = runtime.store
+    assert store.claim_send("seq", "step", owner="farewell-a") is None
+    assert store.commit_send("seq", "step", "farewell-a")
+    store.release_send("seq", "step", "farewell-a")  # e.g. a bug after the POST went out
+    assert store.redis.get(keys.send_claim_key("seq", "step")).startswith("committing|")
+    store.release_send("seq", "step", "farewell-a", committed=True)  # refused: never left
+    assert not store.redis.exists(keys.send_claim_key("seq", "step"))
+
+
+class _TakenOverThenRefused:
+    """A transport whose worker froze long enough for another to take its claim over, and
+    then got a transient refusal (nothing sent)."""
+
+    name = "stub"
+
+    def __init__(self, store, claim_key: str) -> None:
+        self.store, self.claim_key = store, claim_key
+
+    def send(self, email):
+        self.store.redis.set(self.claim_key, f"sending|farewell-b|{time.time():.3f}")
+        raise TransientMailError("421 try later")
+
+
+def test_a_transient_failure_never_releases_a_claim_another_worker_took_over(post_hook, runtime):
+    event_id = json_of(post_hook.memberpress())["event_id"]
+    jobs.handle_event(event_id)
+    claim_key = keys.send_claim_key(event_id, "feedback_request")
+    runtime.__dict__["transport"] = _TakenOverThenRefused(runtime.store, claim_key)
+    liveness.set_owner("farewell-a")
+    try:
+        jobs.send_step(event_id, "feedback_request")
+    finally:
+        liveness.set_owner(None)
+    assert runtime.store.redis.get(claim_key).startswith("sending|farewell-b|")
 
 
 def test_a_step_whose_claim_another_worker_holds_is_retried_not_dropped(

@@ -193,16 +193,17 @@ def send_step(sequence_id: str, step_id: str) -> str | Retry:
         return _skip(sequence_id, step_id, "claim taken over by another worker")
     except TransientMailError as exc:
         _count_email(transport_name, "deferred" if exc.sent_nothing else "uncertain")
-        return _transient(rt, sequence_id, step_id, exc)
+        return _transient(rt, sequence_id, step_id, owner, exc)
     except RecipientRejected as exc:
         _count_email(transport_name, "rejected")
         return _rejected(rt, sequence_id, step_id, member.email, exc)
     except MailConfigError as exc:
         _count_email(transport_name, "config_error")
-        _config_error(rt, sequence_id, step_id, step.stream, exc)
+        _config_error(rt, sequence_id, step_id, owner, step.stream, exc)
         raise
     except Exception:
-        # Rendering and programming errors happen before anything is sent.
+        # Rendering and programming errors before the commit sent nothing; after it, the
+        # claim stays `committing` (at most once).
         rt.store.release_send(sequence_id, step_id, owner)
         raise
     rt.store.mark_sent(sequence_id, step_id, message_id)
@@ -267,7 +268,9 @@ def _skip(sequence_id: str, step_id: str, reason: str) -> str:
 # --- delivery failures: the same handling whatever the transport -------------------------
 
 
-def _transient(rt: Runtime, sequence_id: str, step_id: str, exc: TransientMailError):
+def _transient(
+    rt: Runtime, sequence_id: str, step_id: str, owner: str | None, exc: TransientMailError
+):
     """Try again later, unless the provider may already have the message (at most once)."""
     if not exc.sent_nothing:
         # The claim stays: a retry could send a duplicate. Recorded, loudly, for a human.
@@ -280,7 +283,7 @@ def _transient(rt: Runtime, sequence_id: str, step_id: str, exc: TransientMailEr
         )
         _log_outcome(rt, sequence_id, step_id, "uncertain", str(exc))
         return "uncertain"
-    rt.store.release_send(sequence_id, step_id)
+    rt.store.release_send(sequence_id, step_id, owner, committed=True)
     job = get_current_job()
     attempt = (job.number_of_retries or 0) if job is not None else 0
     retry = send_retry(attempt, exc.retry_after)
@@ -338,11 +341,16 @@ def _stripe_config_error(rt: Runtime, event_id: str, exc: StripeConfigError) -> 
 
 
 def _config_error(
-    rt: Runtime, sequence_id: str, step_id: str, stream: str, exc: MailConfigError
+    rt: Runtime,
+    sequence_id: str,
+    step_id: str,
+    owner: str | None,
+    stream: str,
+    exc: MailConfigError,
 ) -> None:
     """Our configuration is wrong: fail the job at once (no retries can fix it), keep it in
     RQ's failed registry for `jobs retry-failed`, and show the error on /healthz."""
-    rt.store.release_send(sequence_id, step_id)
+    rt.store.release_send(sequence_id, step_id, owner, committed=True)
     rt.store.record_send_error(
         {
             "transport": rt.settings.mail_transport,

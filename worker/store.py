@@ -245,7 +245,8 @@ if cur and string.sub(cur, 1, string.len(ARGV[1])) == ARGV[1] then
 end
 return 0
 """
-# ARGV: our `sending` prefix, our `committing` prefix, the step (leaves the cap set too).
+# ARGV: our `sending` prefix, our `committing` prefix (or the `sending` one again, to keep a
+# committed claim), the step (leaves the cap set too).
 _RELEASE_SCRIPT = """
 local cur = redis.call('GET', KEYS[1])
 if cur and (string.sub(cur, 1, string.len(ARGV[1])) == ARGV[1]
@@ -714,13 +715,16 @@ class Store:
     def mark_sent(self, sequence_id: str, step: str, message_id: str) -> None:
         self.redis.set(send_claim_key(sequence_id, step), f"sent:{message_id}", ex=SEND_CLAIM_TTL)
 
-    def release_send(self, sequence_id: str, step: str, owner: str | None = None) -> None:
-        """Only for failures known to have sent nothing (the server refused the message, or
-        it never left), so a retry may send. Releases only a claim this owner still holds;
-        never a `sent:` one."""
+    def release_send(
+        self, sequence_id: str, step: str, owner: str | None = None, *, committed: bool = False
+    ) -> None:
+        """Only for failures known to have sent nothing, so a retry may send. Releases only
+        a claim this owner still holds, never a `sent:` one, and a `committing` one only
+        with `committed` (the transport said the message never left, after the commit)."""
+        sending = _claim_prefix("sending", owner)
         self._release(
             keys=[send_claim_key(sequence_id, step), sequence_claims_key(sequence_id)],
-            args=[_claim_prefix("sending", owner), _claim_prefix("committing", owner), step],
+            args=[sending, _claim_prefix("committing", owner) if committed else sending, step],
         )
 
     def log_send(self, entry: Mapping[str, str]) -> None:
