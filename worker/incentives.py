@@ -11,7 +11,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from .playbook import Incentive, read_pool_file
+from .playbook import Incentive, pool_codes
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -56,4 +56,6 @@ def sync_pool(store: Store, incentive: Incentive) -> int:
     assert incentive.pool is not None
     data = incentive.pool.read_bytes()
     signature = hashlib.sha256(data).hexdigest()
-    return store.load_pool(incentive.name, read_pool_file(incentive.pool), signature)
+    if store.pool_signature(incentive.name) == signature:
+        return 0  # this exact file is loaded: nothing to parse
+    return store.load_pool(incentive.name, pool_codes(data.decode("utf-8")), signature)

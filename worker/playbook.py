@@ -112,10 +112,10 @@ def parse_delay(value: Any) -> timedelta:
     return timedelta(**{_UNITS[unit]: int(amount)})
 
 
-def read_pool_file(path: Path) -> list[str]:
-    """Codes in a pool file: one per line; blank lines and `#` comments are ignored."""
+def pool_codes(text: str) -> list[str]:
+    """Codes in a pool file's text: one per line; blank lines and `#` comments are ignored."""
     codes = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         code = line.strip()
         if code and not code.startswith("#"):
             codes.append(code)

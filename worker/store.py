@@ -525,11 +525,13 @@ class Store:
 
     # --- incentive pools ---------------------------------------------------------------
 
+    def pool_signature(self, name: str) -> str | None:
+        """The sha256 of the pool file last loaded."""
+        return self.redis.get(pool_key(name, "loaded"))
+
     def load_pool(self, name: str, codes: list[str], signature: str) -> int:
-        """Add the file's new codes to the pool, unless this exact file was loaded already.
-        Returns how many codes were new."""
-        if self.redis.get(pool_key(name, "loaded")) == signature:
-            return 0
+        """Add the file's codes that were never seen before (a code given out or removed
+        is never loaded again), and remember the file's signature. Returns how many were new."""
         added = 0
         for start in range(0, len(codes), 1000):
             added += int(
