@@ -462,3 +462,15 @@ def test_due_jobs_move_when_no_live_scheduler_holds_the_queue(runtime, lock_ttl,
         queue.connection.set(lock, "some-scheduler", ex=lock_ttl)
     assert release_due_jobs(queue) is released
     assert (queue.job_ids == ["due-1"]) is released
+
+
+def test_a_send_clears_the_last_send_error_only_when_it_was_about_its_stream(runtime):
+    store = runtime.store
+    store.record_send_error({"stream": "marketing", "error": "no broadcast stream"})
+    labels = {"transport": "postmark", "result": "sent"}
+    sent = {"transport": "postmark", "metric_labels": labels}
+    store.record_sent("seq", "feedback_request", "m-1", stream="transactional", **sent)
+    assert store.last_send_error()["error"] == "no broadcast stream"
+    store.record_sent("seq", "winback", "m-2", stream="marketing", **sent)
+    assert store.last_send_error() is None
+    assert store.redis.get(keys.send_claim_key("seq", "winback")) == "sent:m-2"

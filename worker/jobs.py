@@ -23,11 +23,10 @@ from .mail.message import OutgoingEmail
 from .privacy import mask_email
 from .queues import SEND_TRANSIENT_MAX, schedule_step, send_retry
 from .runtime import Runtime, runtime
-from .store import CAP_REACHED, Sequence
+from .store import CAP_REACHED, EMAILS_METRIC, Sequence
 from .stripe_api import StripeConfigError, prepare_event
 
 log = logging.getLogger(__name__)
-FEEDBACK_TEMPLATE = "feedback_request"  # the step that asks why; skipped once we know
 
 
 def handle_event(event_id: str) -> str:
@@ -153,9 +152,8 @@ def send_step(sequence_id: str, step_id: str) -> str | Retry:
     if rt.store.is_suppressed(member.email):
         return _skip(sequence_id, step_id, "address suppressed")
     feedback = rt.store.load_feedback(sequence_id)
-    reason = sequences.skip_reason(step, feedback, rt.store.is_paused(seq.member_key))
-    if reason is None and step.template == FEEDBACK_TEMPLATE and feedback and feedback.reason:
-        reason = "member already told us why"  # e.g. in Stripe's cancellation flow
+    paused = step.stream == "marketing" and rt.store.is_paused(seq.member_key)
+    reason = sequences.skip_reason(step, feedback, paused)
     if reason is not None:
         return _skip(sequence_id, step_id, reason)
 
@@ -182,8 +180,7 @@ def send_step(sequence_id: str, step_id: str) -> str | Retry:
     if offer.skip_step:
         rt.store.release_send(sequence_id, step_id, owner)
         return _skip(sequence_id, step_id, f"incentive {incentive.name} exhausted (skip_step)")
-    given = feedback is not None and bool(feedback.reason or feedback.comment)
-    extra = {"offer": offer, "feedback_given": given}
+    extra = {"offer": offer, "feedback_given": sequences.feedback_given(feedback)}
     transport_name = rt.settings.mail_transport
     try:
         email = compose(rt.settings, rt.renderer, seq, member, step, rt.reasons, **extra)
@@ -206,19 +203,13 @@ def send_step(sequence_id: str, step_id: str) -> str | Retry:
         # claim stays `committing` (at most once).
         rt.store.release_send(sequence_id, step_id, owner)
         raise
-    rt.store.mark_sent(sequence_id, step_id, message_id)
-    _count_email(transport_name, "sent")
-    rt.store.clear_send_error(step.stream)
-    if step.stream == "marketing":
-        rt.store.note_marketing_sent(sequence_id, time.time())
-    rt.store.log_send(
-        {
-            "sequence": sequence_id,
-            "step": step_id,
-            "transport": transport.name,
-            "message_id": message_id,
-            "at": repr(time.time()),
-        }
+    rt.store.record_sent(
+        sequence_id,
+        step_id,
+        message_id,
+        transport=transport.name,
+        stream=step.stream,
+        metric_labels={"transport": transport_name, "result": "sent"},
     )
     log.info(
         "step %s/%s sent to %s via %s",
@@ -257,7 +248,7 @@ def _send_committed(transport: Transport, email: OutgoingEmail, commit: Callable
 
 
 def _count_email(transport: str, result: str) -> None:
-    runtime().store.count("farewell_emails_total", transport=transport, result=result)
+    runtime().store.count(EMAILS_METRIC, transport=transport, result=result)
 
 
 def _skip(sequence_id: str, step_id: str, reason: str) -> str:

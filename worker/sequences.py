@@ -40,9 +40,17 @@ def comeback_outcome(marketing_sent_at: float | None, now: float, won_back_days:
     return CAME_BACK
 
 
+FEEDBACK_TEMPLATE = "feedback_request"  # the step that asks why; skipped once we know
+
+
+def feedback_given(feedback: Feedback | None) -> bool:
+    """The member answered the survey (a reason or a comment)."""
+    return feedback is not None and bool(feedback.reason or feedback.comment)
+
+
 def skip_reason(step: Step, feedback: Feedback | None, paused: bool) -> str | None:
     """Why this step must not be sent now (beyond suppression and sequence status), or None."""
-    given = feedback is not None and bool(feedback.reason or feedback.comment)
+    given = feedback_given(feedback)
     if feedback is not None and feedback.no_email:
         return "member answered 'don't email me'"
     if step.only_if_no_feedback and given:
@@ -51,6 +59,8 @@ def skip_reason(step: Step, feedback: Feedback | None, paused: bool) -> str | No
         return f"reason is not one of {', '.join(step.only_if_reason)} (only_if_reason)"
     if step.stream == "marketing" and paused:
         return "subscription paused: win-back dropped"
+    if step.template == FEEDBACK_TEMPLATE and feedback is not None and feedback.reason:
+        return "member already told us why"  # e.g. in Stripe's cancellation flow
     return None
 
 

@@ -101,6 +101,7 @@ def scheduler_lock_key(queue_name: str) -> str:
 
 LAST_SEND_ERROR_KEY = f"{PREFIX}mail:last_error"
 RECEIVED_METRIC = "farewell_events_received_total"  # webhooks by source, kind and outcome
+EMAILS_METRIC = "farewell_emails_total"  # send attempts by transport and result
 STRIPE_ERROR_KEY = f"{PREFIX}stripe:last_error"
 
 
@@ -468,13 +469,6 @@ class Store:
         self.redis.hset(key, mapping=mapping)
         return True
 
-    def note_marketing_sent(self, sequence_id: str, at: float) -> None:
-        self.redis.hset(sequence_key(sequence_id), "marketing_sent_at", repr(at))
-
-    def marketing_sent_at(self, sequence_id: str) -> float | None:
-        raw = self.redis.hget(sequence_key(sequence_id), "marketing_sent_at")
-        return float(raw) if raw else None
-
     def claim_cooldown(self, key: str, sequence_id: str, seconds: int) -> str | None:
         """Take the member's cooldown for this sequence. None if this sequence holds it (now
         or already: a replay); else the id of the sequence that holds it."""
@@ -729,6 +723,38 @@ class Store:
             args=[sending, _claim_prefix("committing", owner) if committed else sending, step],
         )
 
+    def record_sent(
+        self,
+        sequence_id: str,
+        step: str,
+        message_id: str,
+        *,
+        transport: str,
+        stream: str,
+        metric_labels: Mapping[str, str],
+    ) -> None:
+        """Everything a successful send writes, in one round trip: the `sent` claim, the
+        emails counter, the send log, a marketing email's time (for won-back), and the
+        last send error's removal when it was about this stream."""
+        now = time.time()
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(send_claim_key(sequence_id, step), f"sent:{message_id}", ex=SEND_CLAIM_TTL)
+        pipe.hincrby(METRICS_KEY, metric_field(EMAILS_METRIC, metric_labels), 1)
+        if stream == "marketing":
+            pipe.hset(sequence_key(sequence_id), "marketing_sent_at", repr(now))
+        entry = {
+            "sequence": sequence_id,
+            "step": step,
+            "transport": transport,
+            "message_id": message_id,
+            "at": repr(now),
+        }
+        pipe.xadd(SENDLOG_KEY, entry, maxlen=SENDLOG_MAXLEN, approximate=True)
+        pipe.get(LAST_SEND_ERROR_KEY)
+        last_error = pipe.execute()[-1]
+        if last_error and json.loads(last_error).get("stream", stream) == stream:
+            self.redis.delete(LAST_SEND_ERROR_KEY)
+
     def log_send(self, entry: Mapping[str, str]) -> None:
         self.redis.xadd(SENDLOG_KEY, dict(entry), maxlen=SENDLOG_MAXLEN, approximate=True)
 
@@ -743,13 +769,7 @@ class Store:
         raw = self.redis.get(LAST_SEND_ERROR_KEY)
         return json.loads(raw) if raw else None
 
-    def clear_send_error(self, stream: str | None = None) -> None:
-        """Forget the error; with `stream`, only if it was about that stream (a success on
-        transactional mail says nothing about a missing marketing stream)."""
-        if stream is not None:
-            current = self.last_send_error()
-            if current is None or current.get("stream", stream) != stream:
-                return
+    def clear_send_error(self) -> None:
         self.redis.delete(LAST_SEND_ERROR_KEY)
 
     def record_stripe_error(self, error: str, event_id: str) -> None:
