@@ -106,11 +106,17 @@ def compose(
     )
 
 
+def missing_unsubscribe_parts(url: str, rendered: RenderedEmail) -> list[str]:
+    """The parts ("html", "text") that do not show the unsubscribe link (HTML may escape
+    the `&` in it)."""
+    parts = (("html", rendered.html), ("text", rendered.text))
+    return [part for part, body in parts if url not in body.replace("&amp;", "&")]
+
+
 def check_unsubscribe_link(template: str, url: str, rendered: RenderedEmail) -> None:
     """Guardrail: a marketing email shows the unsubscribe link in both parts (the
     List-Unsubscribe headers are added by compose itself)."""
-    parts = (("html", rendered.html), ("text", rendered.text))
-    missing = [part for part, body in parts if url not in body]
+    missing = missing_unsubscribe_parts(url, rendered)
     if missing:
         raise UnsubscribeMissing(
             f"template {template!r} is marketing but its {' and '.join(missing)} part does not "

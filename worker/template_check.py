@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from jinja2 import TemplateNotFound, TemplateSyntaxError, meta
 from jinja2.exceptions import SecurityError, UndefinedError
 
+from .compose import missing_unsubscribe_parts
 from .playbook import Playbook, Step
 from .reasons import Reason
 from .render import RenderedEmail, Renderer, RenderLimitError, TemplateMissing
@@ -269,16 +270,16 @@ def _check_output(
         )
     unsubscribe = str(context.get("unsubscribe_url") or "")
     if stream == "marketing" and unsubscribe:
-        for file, body in ((html, email.html), (text, email.text)):
-            if unsubscribe not in body.replace("&amp;", "&"):
-                report.add(
-                    Problem(
-                        file,
-                        None,
-                        "marketing email without the unsubscribe link: add {{ unsubscribe_url }} "
-                        "(the layout's footer has it; keep {% extends %} on the layout)",
-                    )
+        missing = missing_unsubscribe_parts(unsubscribe, email)
+        for file in (f for part, f in (("html", html), ("text", text)) if part in missing):
+            report.add(
+                Problem(
+                    file,
+                    None,
+                    "marketing email without the unsubscribe link: add {{ unsubscribe_url }} "
+                    "(the layout's footer has it; keep {% extends %} on the layout)",
                 )
+            )
     flagged: set[tuple[str, int]] = set()
     for file, urls in ((html, _html_links(email.html)), (text, _TEXT_URL.findall(email.text))):
         for url in urls:
