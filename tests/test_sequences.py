@@ -548,6 +548,8 @@ def test_member_deleted_erases_everything_but_the_suppression(
     seq_id = _cancel(post_hook)
     clock.advance(seconds=0)
     rt.store.claim_pool_code("codes", member_key(JANE))
+    [step] = rt.store.planned_steps(seq_id)
+    assert rt.store.claim_send(seq_id, step) is None  # as a send that went out earlier
     rt.store.save_feedback(Feedback(seq_id, "temporary", "back in spring", False, 1.0))
     client.post(_unsub_path(seq_id, settings), data={"List-Unsubscribe": "One-Click"})
     rt.store.unsuppress(JANE)
@@ -570,6 +572,7 @@ def test_member_deleted_erases_everything_but_the_suppression(
     entry = rt.store.suppression(JANE)
     assert entry.reason == "unsubscribed" and entry.hint == ""
     assert [k for k in rt.store.redis.scan_iter() if key in k] == []
+    assert list(rt.store.redis.scan_iter(match=f"farewell:send:{seq_id}:*")) == []
     clock.advance(days=30)
     assert len(outbox()) == 0  # the pool playbook had no immediate step
 

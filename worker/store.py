@@ -506,7 +506,9 @@ class Store:
         doomed += [event_key(e) for e in r.smembers(member_events_key(key))]
         for sid in sequence_ids:
             doomed += [sequence_key(sid), sequence_claims_key(sid), feedback_key(sid)]
-            doomed += list(r.scan_iter(match=send_claim_key(sid, "*"), count=500))
+            # The claims set names every step that took a claim; the plan, every step.
+            steps = set(r.smembers(sequence_claims_key(sid))) | set(self.planned_steps(sid))
+            doomed += [send_claim_key(sid, step) for step in steps]
         deleted = r.delete(*doomed)
         for given in r.scan_iter(match=pool_key("*", "given"), count=500):
             r.hdel(given, key)
