@@ -65,9 +65,9 @@ def answer_text(
 # --- sending -------------------------------------------------------------------------------
 
 
-def post(url: str, text: str, session: requests.Session | None = None) -> None:
-    sender = session or requests
-    response = sender.post(url, json={"text": text}, timeout=TIMEOUT)
+def post(url: str, text: str) -> None:
+    # Notifications are a few per cancellation: a fresh connection each is fine.
+    response = requests.post(url, json={"text": text}, timeout=TIMEOUT)
     if not 200 <= response.status_code < 300:
         raise NotifyFailed(f"{urlsplit(url).hostname} answered HTTP {response.status_code}")
 
@@ -80,7 +80,7 @@ def notify_cancellation(event_id: str) -> str:
     record = rt.store.load_cancellation(event_id)
     if record is None:
         return "skipped: no such cancellation"
-    email = rt.store.member_emails([record.member_key]).get(record.member_key, "")
+    email = rt.store.member_field(record.member_key, "email") or ""
     membership = record.membership_title or record.membership_id
     post(rt.settings.notify_url, cancellation_text(email, membership, record.source))
     return "posted"
@@ -95,7 +95,7 @@ def notify_answer(sequence_id: str, updated: bool = False) -> str:
     feedback = rt.store.load_feedback(sequence_id)
     if seq is None or feedback is None:
         return "skipped: answer or sequence gone"
-    email = rt.store.member_emails([seq.member_key]).get(seq.member_key, "")
+    email = rt.store.member_field(seq.member_key, "email") or ""
     labels = {r.id: r.label(rt.settings.default_locale) for r in rt.reasons}
     text = answer_text(
         email,

@@ -165,7 +165,7 @@ class Settings:
             )
         for name in ("sequence_cooldown_days", "max_emails_per_sequence", "won_back_days"):
             if getattr(self, name) < 1:
-                raise SettingsError(f"FAREWELL_{name.upper()} must be 1 or more")
+                raise SettingsError(f"{env_name(name)} must be 1 or more")
         self.rate_limit_rule()
 
     def rate_limit_rule(self) -> tuple[int, int] | None:
