@@ -70,12 +70,13 @@ def act_on(event: Event) -> str:
     key = event.member.key
     subscription = event.subscription_id or (event.membership.id if event.membership else "")
     kind = event.kind
+    if kind not in (EventKind.ERASED, EventKind.OTHER):
+        # Win-backs that come due while paused are dropped at send time (see README).
+        rt.store.set_paused(key, subscription, kind is EventKind.PAUSED)
     if kind is EventKind.CANCELLED:
-        rt.store.set_paused(key, subscription, False)
         note_cancellation(event)  # counted for insights even if no sequence starts
         return start_sequence(event)
     if kind.is_comeback:
-        rt.store.set_paused(key, subscription, False)
         rt.store.save_member(event.member, came_back_at=repr(event.occurred_at.timestamp()))
         stopped = sequences.record_comeback(
             rt.store, rt.queue, key, event.occurred_at.timestamp(), rt.settings.won_back_days
@@ -86,12 +87,7 @@ def act_on(event: Event) -> str:
             f"{s.sequence_id} {s.outcome} ({s.cancelled_jobs} pending step(s) cancelled)"
             for s in stopped
         )
-    if kind is EventKind.PAUSED:
-        # Win-backs that come due while paused are dropped at send time (see README).
-        rt.store.set_paused(key, subscription, True)
-    elif kind is EventKind.EXPIRED:
-        rt.store.set_paused(key, subscription, False)
-    elif kind is EventKind.ERASED:
+    if kind is EventKind.ERASED:
         cancelled, deleted = sequences.erase_member(rt.store, rt.queue, key)
         return f"erased ({deleted} key(s) deleted, {cancelled} pending step(s) cancelled)"
     return f"recorded {kind.value}"
