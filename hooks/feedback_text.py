@@ -9,6 +9,8 @@ from unicodedata import category
 
 from werkzeug.datastructures import LanguageAccept
 
+from worker.locales import normalize_locale
+
 COMMENT_MAX = 2000
 
 TEXT: dict[str, dict[str, str]] = {
@@ -75,7 +77,4 @@ def text_for(locale: str) -> dict[str, str]:
 
 def locale_from(accept: LanguageAccept, default: str = "en") -> str:
     """For pages reached without a valid token: the browser's language, if we have it."""
-    best = accept.best_match(["en", "pt-BR", "pt"], default="")
-    if best.startswith("pt"):
-        return "pt_BR"
-    return "en" if best else default
+    return normalize_locale(accept.best_match(["en", "pt-BR", "pt"], default="")) or default

@@ -22,6 +22,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .events import Event, EventKind, Member
+from .locales import normalize_locale
 from .settings import Settings
 from .store import Feedback, Store
 
@@ -112,17 +113,8 @@ def member_from_customer(customer: Mapping[str, Any]) -> Member | None:
         id=str(customer.get("id", "")),
         first_name=first,
         last_name=last.strip(),
-        locale=_locale(locales[0]) if locales and isinstance(locales[0], str) else None,
+        locale=normalize_locale(locales[0]) if locales and isinstance(locales[0], str) else None,
     )
-
-
-def _locale(value: str) -> str | None:
-    key = value.replace("-", "_").lower()
-    if key.startswith("pt"):
-        return "pt_BR"
-    if key.startswith("en"):
-        return "en"
-    return None
 
 
 def feedback_for(event: Event) -> Feedback | None:

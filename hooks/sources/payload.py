@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker.events import Member, Membership
+from worker.locales import normalize_locale
 
 from .errors import AuthError, PayloadError
 
@@ -16,7 +17,6 @@ _EMAIL = re.compile(
     r"^[^@\s<>(),;:\"\[\]\\]{1,64}"  # local part: no spaces, brackets or separators
     r"@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.[A-Za-z]{2,63}$"  # a real domain
 )
-_LOCALES = {"en": "en", "pt": "pt_BR", "pt_br": "pt_BR"}
 MAX_NAME = 200
 
 
@@ -77,14 +77,6 @@ def get_email(data: dict[str, Any], key: str, path: str) -> str:
     if not _EMAIL.match(email):
         raise PayloadError(f"{path} is not an email address")
     return email
-
-
-def normalize_locale(value: str) -> str | None:
-    """'pt-BR', 'pt_BR', 'pt' -> 'pt_BR'; 'en_US' -> 'en'; unknown -> None."""
-    if not value:
-        return None
-    key = value.replace("-", "_").lower()
-    return _LOCALES.get(key) or _LOCALES.get(key.split("_")[0])
 
 
 def parse_wp_datetime(value: str) -> datetime | None:
