@@ -19,7 +19,7 @@ from worker.events import member_key
 from worker.playbook import PlaybookError, load_playbook
 from worker.privacy import mask_email
 from worker.reasons import load_reasons
-from worker.sequences import record_comeback, stop_marketing
+from worker.sequences import record_comeback, suppress_member
 
 from .services import get_services
 
@@ -89,8 +89,7 @@ def member_resume(email: str) -> None:
 def suppress_add(email: str, reason: str) -> None:
     """Never email this address again (and cancel its pending marketing steps)."""
     services = get_services()
-    added = services.store.suppress(email, reason)
-    cancelled = stop_marketing(services.store, services.queue, member_key(email))
+    added, cancelled = suppress_member(services.store, services.queue, email, reason)
     state = "suppressed" if added else "was already suppressed"
     click.echo(f"{mask_email(email)} {state}; {cancelled} pending step(s) cancelled")
 

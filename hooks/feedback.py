@@ -19,7 +19,7 @@ from werkzeug.exceptions import BadRequest
 
 from worker.notify import enqueue_answer
 from worker.reasons import Reason, load_reasons
-from worker.sequences import stop_marketing
+from worker.sequences import stop_marketing, suppress_member
 from worker.settings import SettingsError
 from worker.store import Feedback, Sequence
 from worker.tokens import InvalidToken, Scope, read_token
@@ -155,8 +155,9 @@ def answer(token: str) -> ResponseReturnValue:
         # Like an unsubscribe: suppressed, and pending marketing steps cancelled now.
         member = services.store.load_member(seq.member_key)
         if member is not None:
-            services.store.suppress(member.email, NO_EMAIL_REASON)
-        stop_marketing(services.store, services.queue, seq.member_key)
+            suppress_member(services.store, services.queue, member.email, NO_EMAIL_REASON)
+        else:
+            stop_marketing(services.store, services.queue, seq.member_key)
     enqueue_answer(services.queue, services.settings, seq.id, feedback.at, updated=not first)
     log.info(
         "feedback %s for sequence %s: %s%s",

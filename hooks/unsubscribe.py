@@ -19,9 +19,8 @@ from flask import Blueprint, Response, render_template, request
 from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
-from worker.events import member_key
 from worker.privacy import mask_email
-from worker.sequences import stop_marketing
+from worker.sequences import suppress_member
 from worker.settings import SUPPORTED_LOCALES, SettingsError
 from worker.tokens import InvalidToken, Scope, read_token
 
@@ -124,8 +123,9 @@ def _unsubscribe(token: str, one_click: bool) -> ResponseReturnValue:
     if not one_click:
         verify_csrf()
     if member is not None:
-        added = services.store.suppress(member.email, "unsubscribed")
-        cancelled = stop_marketing(services.store, services.queue, member_key(member.email))
+        added, cancelled = suppress_member(
+            services.store, services.queue, member.email, "unsubscribed"
+        )
         log.info(
             "unsubscribed %s (%s, %s pending marketing step(s) cancelled)",
             mask_email(member.email),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from rq import Queue
 from rq.job import Job, JobStatus
 
+from .events import member_key
 from .playbook import Step
 from .queues import step_job_id
 from .store import Feedback, Store
@@ -103,6 +104,13 @@ def stop_marketing(store: Store, queue: Queue, member_key: str) -> int:
         marketing = [step for step, stream in plan.items() if stream == "marketing"]
         cancelled += cancel_steps(queue, sid, marketing)
     return cancelled
+
+
+def suppress_member(store: Store, queue: Queue, email: str, reason: str) -> tuple[bool, int]:
+    """Never email this address again, and cancel its pending marketing steps now.
+    Returns (newly suppressed, jobs cancelled)."""
+    added = store.suppress(email, reason)
+    return added, stop_marketing(store, queue, member_key(email))
 
 
 def erase_member(store: Store, queue: Queue, member_key: str) -> tuple[int, int]:
