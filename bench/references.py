@@ -33,7 +33,7 @@ def prerender(count: int, settings: Settings) -> list[tuple[str, str, bytes]]:
     """`count` feedback-request messages as the worker would send them: (from, to, bytes)."""
     renderer = Renderer(settings.templates_dir, settings.default_locale)
     step = load_playbook(settings.playbook_path).steps_for("3006")[0]
-    reasons = load_reasons(settings.templates_dir / "reasons.toml")
+    reasons = load_reasons(settings.reasons_path)
     sender = parseaddr(settings.mail_from)[1]
     out = []
     for i in range(count):

@@ -19,7 +19,6 @@ from worker.insights import FilterError, Filters, compute, export_rows, parse_fi
 
 from .admin_auth import admin_required
 from .charts import share_bar, weekly_bars
-from .feedback import get_reasons
 from .services import get_services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -71,7 +70,7 @@ def dashboard() -> ResponseReturnValue:
     insights = compute(
         gather(services.store, filters),
         filters,
-        get_reasons(),
+        services.reasons,
         settings.default_locale,
         settings.default_locale,
     )
@@ -102,7 +101,7 @@ def export_csv() -> ResponseReturnValue:
     out.write("\ufeff")  # so spreadsheet programs read the file as UTF-8 (accents, names)
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerows(
-        export_rows(gather(services.store, filters), filters, get_reasons(), locale, locale)
+        export_rows(gather(services.store, filters), filters, services.reasons, locale, locale)
     )
     stamp = datetime.now(UTC).strftime("%Y%m%d")
     return Response(

@@ -34,7 +34,7 @@ def playbook_check(path: Path | None) -> None:
     """Validate the playbook; exit status 1 and one line per problem when invalid."""
     settings = get_services().settings
     path = path or settings.playbook_path
-    reasons = [r.id for r in load_reasons(settings.templates_dir / "reasons.toml")]
+    reasons = [r.id for r in load_reasons(settings.reasons_path)]
     try:
         playbook = load_playbook(path, templates_dir=settings.templates_dir, reason_ids=reasons)
     except PlaybookError as exc:

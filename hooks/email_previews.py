@@ -58,7 +58,7 @@ class Previews:
 
     @cached_property
     def reasons(self) -> list[Reason]:
-        return load_reasons(self.settings.templates_dir / "reasons.toml")
+        return load_reasons(self.settings.reasons_path)
 
     def names(self) -> list[str]:
         """Every email the playbook sends, plus any other in the default language folder."""

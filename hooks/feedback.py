@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from itsdangerous import SignatureExpired
 from redis.exceptions import RedisError
 from werkzeug.exceptions import BadRequest
 
 from worker.notify import enqueue_answer
-from worker.reasons import Reason, load_reasons
 from worker.sequences import stop_marketing, suppress_member
 from worker.settings import SettingsError
 from worker.store import Feedback, Sequence
@@ -30,17 +29,7 @@ from .services import get_services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("feedback", __name__)
-REASONS_EXTENSION = "farewell.reasons"
 NO_EMAIL_REASON = "asked_no_email"
-
-
-def get_reasons() -> list[Reason]:
-    """reasons.toml, read once per app."""
-    reasons = current_app.extensions.get(REASONS_EXTENSION)
-    if reasons is None:
-        reasons = load_reasons(get_services().settings.templates_dir / "reasons.toml")
-        current_app.extensions[REASONS_EXTENSION] = reasons
-    return reasons
 
 
 def _text(locale: str) -> dict[str, str]:
@@ -81,9 +70,10 @@ def _form(
     error: str | None = None,
     status: int = 200,
 ) -> ResponseReturnValue:
-    settings = get_services().settings
+    services = get_services()
     choices = [
-        {"id": r.id, "label": r.label(seq.locale, settings.default_locale)} for r in get_reasons()
+        {"id": r.id, "label": r.label(seq.locale, services.settings.default_locale)}
+        for r in services.reasons
     ]
     t = _text(seq.locale)
     page = render_template(
@@ -113,7 +103,7 @@ def survey(token: str) -> ResponseReturnValue:
     if not isinstance(opened, Sequence):
         return opened
     seq = opened
-    known = {r.id for r in get_reasons()}
+    known = {r.id for r in get_services().reasons}
     existing = get_services().store.load_feedback(seq.id)
     previous = existing.reason if existing else ""
     asked = request.args.get("reason", "").strip()
@@ -141,7 +131,7 @@ def answer(token: str) -> ResponseReturnValue:
     comment = clean_comment(request.form.get("comment", ""))
     no_email = request.form.get("no_email") == "1"
     kept = {"selected": reason, "comment": comment[: COMMENT_MAX * 2], "no_email": no_email}
-    if reason and reason not in {r.id for r in get_reasons()}:
+    if reason and reason not in {r.id for r in get_services().reasons}:
         return _form(token, seq, **{**kept, "selected": ""}, error="unknown_reason", status=400)
     if len(comment) > COMMENT_MAX:
         return _form(token, seq, **kept, error="too_long", status=400)

@@ -10,7 +10,6 @@ from flask.cli import with_appcontext
 from worker.cancellations import gather
 from worker.insights import FilterError, Insights, compute, parse_filters
 
-from .feedback import get_reasons
 from .services import get_services
 
 BAR_WIDTH = 30
@@ -76,6 +75,6 @@ def report(membership: str, since: str, until: str) -> None:
         raise click.BadParameter(str(exc)) from exc
     services = get_services()
     locale = services.settings.default_locale
-    insights = compute(gather(services.store, filters), filters, get_reasons(), locale, locale)
+    insights = compute(gather(services.store, filters), filters, services.reasons, locale, locale)
     title = services.store.cancellation_memberships().get(filters.membership_id, "")
     click.echo(format_report(insights, title))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from flask import Flask, Request, current_app
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
@@ -18,6 +19,7 @@ from rq import Queue
 from worker.events import Event
 from worker.intake import Outcome, submit
 from worker.queues import make_queue, rq_connection
+from worker.reasons import Reason, load_reasons
 from worker.settings import Settings
 from worker.store import RECEIVED_METRIC, Store, connect
 
@@ -34,6 +36,11 @@ class Services:
     queue: Queue
     spool: Spool
     _stop: threading.Event = field(default_factory=threading.Event)
+
+    @cached_property
+    def reasons(self) -> list[Reason]:
+        """reasons.toml, read once per process."""
+        return load_reasons(self.settings.reasons_path)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:

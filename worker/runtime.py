@@ -47,7 +47,7 @@ class Runtime:
 
     @cached_property
     def reasons(self) -> list[Reason]:
-        return load_reasons(self.settings.templates_dir / "reasons.toml")
+        return load_reasons(self.settings.reasons_path)
 
     @cached_property
     def transport(self) -> Transport:

@@ -118,6 +118,11 @@ class Settings:
 
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def reasons_path(self) -> Path:
+        """The survey's reasons: stable ids with a label per language."""
+        return self.templates_dir / "reasons.toml"
+
     @classmethod
     def env_names(cls) -> dict[str, str]:
         """Every setting's environment variable, by field name."""
