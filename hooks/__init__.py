@@ -63,7 +63,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     def json_http_error(exc: HTTPException) -> ResponseReturnValue:
         # The API speaks JSON even for errors Flask raises itself (404, 405, 413);
         # pages keep Flask's HTML errors.
-        if not request.path.startswith(("/hooks/", "/healthz", "/metrics")):
+        if not request.path.startswith(security.API_PATHS):
             return exc
         messages = {413: f"body is larger than {settings.max_body_bytes} bytes"}
         return jsonify(error=messages.get(exc.code or 0, exc.description)), exc.code or 500

@@ -11,8 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from flask import Flask, Request, current_app
-from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from flask import Flask, current_app
 from redis.exceptions import RedisError
 from rq import Queue
 
@@ -98,21 +97,9 @@ class Services:
         self._stop.set()
 
 
-class NoSessionOnHooks(SecureCookieSessionInterface):
-    """Webhooks never use the session: skip building a cookie signer for each of them
-    (a measurable share of a webhook's CPU time). Pages keep Flask's signed-cookie session."""
-
-    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
-        if request.path.startswith("/hooks/"):
-            return None  # Flask then uses its NullSession
-        return super().open_session(app, request)
-
-
 def init_app(app: Flask, settings: Settings) -> Services:
     services = Services.build(settings)
     app.extensions[EXTENSION] = services
-    if type(app.session_interface) is SecureCookieSessionInterface:
-        app.session_interface = NoSessionOnHooks()
     return services
 
 
