@@ -24,10 +24,6 @@ class SinkStats:
     last_at: float | None = None
     arrivals: array = field(default_factory=lambda: array("d"))  # time.time() per message
 
-    @property
-    def distinct(self) -> int:
-        return len(self.per_recipient)
-
     def duplicated(self) -> list[str]:
         return [rcpt for rcpt, n in self.per_recipient.items() if n > 1]
 

@@ -7,17 +7,21 @@ import signal
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
+
+from hooks.sources import SOURCES
+from worker.settings import env_name
 
 from .stack import ROOT, Stack
 
 DEFAULT_PORT = 5000
-# Sources besides MemberPress: the variable that enables each, and where its secret goes.
-OTHER_SOURCES = (
-    ("woocommerce", "FAREWELL_WOOCOMMERCE_SECRET", "paste {var} as the webhook's Secret"),
-    ("pmpro", "FAREWELL_PMPRO_KEY", "the key from {var} is part of the URL"),
-    ("stripe", "FAREWELL_STRIPE_SECRET", "{var} holds the endpoint's signing secret"),
-    ("standard", "FAREWELL_STANDARD_SECRET", "sign with {var}"),
-)
+# Where each source's secret goes ({var}: the variable that holds it and enables it).
+SECRET_HINTS = {
+    "woocommerce": "paste {var} as the webhook's Secret",
+    "pmpro": "the key from {var} is part of the URL",
+    "stripe": "{var} holds the endpoint's signing secret",
+    "standard": "sign with {var}",
+}
 
 
 def other_source_lines(env: dict[str, str]) -> list[str]:
@@ -25,12 +29,14 @@ def other_source_lines(env: dict[str, str]) -> list[str]:
     except PMPro's key, which its add-on can only take in the URL)."""
     base = env["FAREWELL_BASE_URL"].rstrip("/")
     lines = []
-    for name, variable, hint in OTHER_SOURCES:
+    for name, module in SOURCES.items():
+        variable = env_name(module.SECRET_SETTING)
         secret = env.get(variable, "")
-        if not secret:
+        if name == "memberpress" or not secret:
             continue
-        url = f"{base}/hooks/{name}" + (f"?key={secret}" if name == "pmpro" else "")
-        lines.append(f"  {name}: {url}   ({hint.format(var=variable)})\n")
+        url = f"{base}/hooks/{name}" + (f"?key={quote(secret, safe='')}" if name == "pmpro" else "")
+        hint = SECRET_HINTS.get(name, "secret in {var}").format(var=variable)
+        lines.append(f"  {name}: {url}   ({hint})\n")
     return lines
 
 

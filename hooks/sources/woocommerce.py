@@ -103,8 +103,9 @@ def parse(body: bytes, headers: Mapping[str, str] | None = None) -> Event | Igno
     else:
         return Ignored(f"subscription status {status!r} is not one Farewell acts on")
     stamp = _IDENTITY_DATES.get(dedupe_status) if topic == "subscription.updated" else None
-    if stamp and _raw_date(payload, stamp):
-        dedupe_status = f"{dedupe_status}@{_raw_date(payload, stamp)}"
+    raw_date = _raw_date(payload, stamp) if stamp else ""
+    if raw_date:
+        dedupe_status = f"{dedupe_status}@{raw_date}"
 
     billing = get_object(payload, "billing", "billing")
     member = Member(
