@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -134,6 +135,7 @@ SENDGRID_SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 SENDGRID_TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 
 
+@functools.lru_cache(maxsize=4)  # parsed once per process, not on every webhook
 def load_sendgrid_key(public_key: str) -> ec.EllipticCurvePublicKey:
     try:
         if "BEGIN PUBLIC KEY" in public_key:
