@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from rq import SimpleWorker
 
 from devstack.redis_server import RedisServer, free_port
 from hooks import create_app
 from tests import payloads
+from tests.rq_helpers import run_queued
 from tests.source_secrets import SOURCE_SETTINGS
 from worker.runtime import Runtime, set_runtime
 from worker.settings import Settings
@@ -149,10 +149,7 @@ def work(runtime: Runtime):
     """Run every queued job in this process, like a worker in burst mode."""
 
     def run() -> None:
-        queue = runtime.queue
-        SimpleWorker([queue], connection=queue.connection, serializer=queue.serializer).work(
-            burst=True, with_scheduler=False
-        )
+        run_queued(runtime.queue)
 
     return run
 
@@ -220,6 +217,16 @@ def smtp_server() -> Iterator[SmtpServer]:
 @pytest.fixture
 def smtp_settings(settings: Settings, smtp_server: SmtpServer) -> Settings:
     return replace(settings, mail_transport="smtp", smtp_url=smtp_server.url, smtp_timeout=5.0)
+
+
+@pytest.fixture
+def smtp_runtime(runtime: Runtime, smtp_settings: Settings) -> Iterator[Runtime]:
+    """Jobs send through the test's SMTP server (the `runtime` fixture's outbox otherwise)."""
+    rt = Runtime(smtp_settings)
+    set_runtime(rt)
+    yield rt
+    set_runtime(runtime)
+    rt.close()
 
 
 def json_of(response) -> dict:

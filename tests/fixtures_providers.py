@@ -13,12 +13,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
-from rq import SimpleWorker
-from rq.job import Job
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from devstack.redis_server import free_port
+from tests.rq_helpers import release_due, run_queued
 from worker.runtime import Runtime, set_runtime
 from worker.settings import Settings
 
@@ -297,21 +296,11 @@ def use_provider(app, settings: Settings, provider_api: ProviderApi):
 
 def run_jobs(rt: Runtime) -> None:
     """Run every queued job now, like a worker in burst mode."""
-    queue = rt.queue
-    SimpleWorker([queue], connection=queue.connection, serializer=queue.serializer).work(
-        burst=True, with_scheduler=False
-    )
+    run_queued(rt.queue)
 
 
 def release_scheduled(rt: Runtime, within: float = 2 * 3600) -> list[str]:
     """Time passes by up to the longest retry wait: every job scheduled within `within`
     seconds (a retry waiting out its delay) becomes due now. Playbook steps planned days
     ahead, like the win-back, stay scheduled."""
-    queue = rt.queue
-    registry = queue.scheduled_job_registry
-    ids = list(registry.get_jobs_to_schedule(int(time.time() + within), chunk_size=10_000))
-    for job_id in ids:
-        job = Job.fetch(job_id, connection=queue.connection, serializer=queue.serializer)
-        registry.remove(job)
-        queue.enqueue_job(job)
-    return ids
+    return release_due(rt.queue, time.time() + within)

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from rq import SimpleWorker
 from rq.registry import ScheduledJobRegistry
 
+from tests.rq_helpers import release_due, run_queued
 from worker.runtime import Runtime, set_runtime
 
 
@@ -38,21 +38,12 @@ class Clock:
 
         self.offset += timedelta(**delta)
         queue = runtime().queue
-        registry = self.registry()
         ran: list[str] = []
         while True:  # jobs run now may plan steps that are already due at the new time
-            SimpleWorker([queue], connection=queue.connection, serializer=queue.serializer).work(
-                burst=True, with_scheduler=False
-            )
-            due = registry.get_jobs_to_schedule(int(self.now().timestamp()))
+            run_queued(queue)
+            due = release_due(queue, self.now().timestamp())
             if not due:
                 return ran
-            for job in queue.job_class.fetch_many(
-                due, connection=queue.connection, serializer=queue.serializer
-            ):
-                if job is not None:
-                    registry.remove(job)
-                    queue.enqueue_job(job)
             ran += due
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from tests import payloads
 from tests.conftest import json_of
+from tests.rq_helpers import run_queued
 from worker import jobs
 from worker.runtime import Runtime, set_runtime
 from worker.tokens import Scope, read_token
@@ -81,11 +82,7 @@ def test_default_locale_applies_when_the_source_gives_none(settings, client, pos
     rt = Runtime(replace(settings, default_locale="pt_BR"))
     set_runtime(rt)
     post_hook.memberpress()
-    from rq import SimpleWorker
-
-    SimpleWorker([rt.queue], connection=rt.queue.connection, serializer=rt.queue.serializer).work(
-        burst=True
-    )
+    run_queued(rt.queue)
     assert outbox()[0]["Subject"].startswith("Obrigado, Jane")
 
 
@@ -122,27 +119,9 @@ def test_suppressed_addresses_get_nothing(post_hook, work, outbox, runtime):
 # --- SMTP ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def smtp_runtime(smtp_settings, app):
-    # After `app`, whose `runtime` fixture installs the outbox runtime this one replaces.
-    rt = Runtime(smtp_settings)
-    set_runtime(rt)
-    yield rt
-    rt.transport.close()
-    set_runtime(None)
-
-
-def _work(rt):
-    from rq import SimpleWorker
-
-    SimpleWorker([rt.queue], connection=rt.queue.connection, serializer=rt.queue.serializer).work(
-        burst=True
-    )
-
-
 def test_smtp_delivers_both_parts_to_a_real_server(smtp_runtime, post_hook, smtp_server, settings):
     post_hook.memberpress()
-    _work(smtp_runtime)
+    run_queued(smtp_runtime.queue)
     [(mail_from, rcpt_tos)] = smtp_server.sink.envelopes
     assert mail_from == "ana@example.com"
     assert rcpt_tos == ["jane.doe@example.com"]
@@ -159,7 +138,7 @@ def test_smtp_reuses_one_connection_for_many_emails(smtp_runtime, post_hook, smt
         post_hook.memberpress(
             payloads.memberpress(email=f"m{n}@example.com", subscription_id=str(n))
         )
-    _work(smtp_runtime)
+    run_queued(smtp_runtime.queue)
     assert len(smtp_server.sink.messages) == 3
     assert smtp_runtime.transport._conn is not None
 
@@ -167,7 +146,7 @@ def test_smtp_reuses_one_connection_for_many_emails(smtp_runtime, post_hook, smt
 def test_smtp_permanent_recipient_refusal_is_not_retried(smtp_runtime, post_hook, smtp_server):
     smtp_server.sink.rcpt_reply = "550 5.1.1 No such user"
     event_id = json_of(post_hook.memberpress())["event_id"]
-    _work(smtp_runtime)
+    run_queued(smtp_runtime.queue)
     assert smtp_server.sink.messages == []
     # Permanent for the address: suppressed with the reason, and the step is never retried.
     assert smtp_runtime.store.suppression("jane.doe@example.com").reason == "bounced"
@@ -184,7 +163,7 @@ def test_smtp_temporary_refusal_retries_and_then_delivers_once(
 
     smtp_server.sink.rcpt_reply = "451 4.3.0 Try again later"
     event_id = json_of(post_hook.memberpress())["event_id"]
-    _work(smtp_runtime)
+    run_queued(smtp_runtime.queue)
     job = Job.fetch(
         f"step-{event_id}-feedback_request",
         connection=smtp_runtime.queue.connection,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
 from rq.job import Job
 
 from tests.conftest import json_of
+from tests.rq_helpers import release_due
 from tests.test_feedback_page import submit
 from worker import jobs
 from worker.notify import NOTIFY_RETRY, answer_text, cancellation_text
@@ -77,8 +79,8 @@ def test_a_failing_endpoint_is_retried_and_never_blocks_the_email(
     job = fetch(runtime, f"notify-cancel-{event_id}")
     assert job.get_status() == "scheduled"  # waiting for RQ's retry
     assert job.retries_left == NOTIFY_RETRY.max - 1
-    # The retry comes due: put it back on the queue, as RQ's scheduler would.
-    runtime.queue.enqueue_job(job)
+    # The retry comes due: RQ's scheduler moves it back onto the queue.
+    assert job.id in release_due(runtime.queue, time.time() + 3600)
     work()
     assert texts(notify_server) == [
         "Cancellation: j***@example.com cancelled Gold Club (via memberpress)."

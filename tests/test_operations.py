@@ -22,19 +22,7 @@ from worker import jobs, liveness, logs
 from worker import store as keys
 from worker.__main__ import FarewellWorker
 from worker.mail.errors import TransientMailError
-from worker.runtime import Runtime, set_runtime
 from worker.tokens import InvalidToken, Scope, make_token, read_token
-
-
-@pytest.fixture
-def smtp_runtime(runtime, smtp_settings):
-    """Jobs send through the test's SMTP server (the `runtime` fixture's outbox otherwise)."""
-    rt = Runtime(smtp_settings)
-    set_runtime(rt)
-    yield rt
-    set_runtime(runtime)
-    rt.close()
-
 
 # --- rate limit ---------------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ from tests import payloads
 from tests.conftest import json_of
 from worker import jobs
 from worker.events import member_key
-from worker.runtime import Runtime, set_runtime
 from worker.sequences import record_comeback
 from worker.tokens import Scope, make_token
 
@@ -47,16 +46,9 @@ def _cancel(post_hook, **kw) -> str:
 # --- the default playbook -----------------------------------------------------------------
 
 
-@pytest.fixture
-def smtp_rt(smtp_settings, app):
-    rt = Runtime(smtp_settings)
-    set_runtime(rt)
-    yield rt
-    rt.transport.close()
-    set_runtime(None)
-
-
-def test_full_default_sequence_over_smtp(smtp_rt, post_hook, clock, smtp_server, client, settings):
+def test_full_default_sequence_over_smtp(
+    smtp_runtime, post_hook, clock, smtp_server, client, settings
+):
     seq_id = _cancel(post_hook)
     clock.advance(seconds=0)
     assert _subjects(smtp_server.sink.messages) == ["Thank you, Jane — may we ask one thing?"]
@@ -85,7 +77,7 @@ def test_full_default_sequence_over_smtp(smtp_rt, post_hook, clock, smtp_server,
     path = url.removeprefix(settings.base_url)
     reply = client.post(path, data={"List-Unsubscribe": "One-Click"})
     assert reply.status_code == 200 and "Location" not in reply.headers
-    assert smtp_rt.store.suppression(JANE).reason == "unsubscribed"
+    assert smtp_runtime.store.suppression(JANE).reason == "unsubscribed"
 
 
 def test_winback_in_portuguese_for_brazilian_members(post_hook, clock, outbox):

@@ -8,12 +8,12 @@ import threading
 from dataclasses import replace
 
 import pytest
-from rq import SimpleWorker
 
 from hooks import create_app
 from hooks.spool import Spool
 from tests import payloads
 from tests.conftest import json_of
+from tests.rq_helpers import run_queued
 from worker.events import Event
 from worker.runtime import Runtime, set_runtime
 
@@ -40,12 +40,6 @@ def _post(app, payload):
     )
 
 
-def _drain(rt):
-    SimpleWorker([rt.queue], connection=rt.queue.connection, serializer=rt.queue.serializer).work(
-        burst=True
-    )
-
-
 def test_redis_down_still_answers_202_and_the_email_goes_out_once_after(
     down_app, own_redis, outbox
 ):
@@ -62,13 +56,13 @@ def test_redis_down_still_answers_202_and_the_email_goes_out_once_after(
     result = app.extensions["farewell"].replay_spool()
     assert (result.replayed, result.duplicates) == (1, 0)
     assert app.extensions["farewell"].spool.backlog() == 0
-    _drain(rt)
+    run_queued(rt.queue)
     assert len(outbox()) == 1
 
     # A second replay and a late re-delivery change nothing.
     assert app.extensions["farewell"].replay_spool().replayed == 0
     assert _post(app, payloads.memberpress()).status_code == 200
-    _drain(rt)
+    run_queued(rt.queue)
     assert len(outbox()) == 1
 
 
@@ -80,7 +74,7 @@ def test_the_same_event_spooled_twice_is_processed_once(down_app, own_redis, out
     own_redis.start()
     result = app.extensions["farewell"].replay_spool()
     assert (result.replayed, result.duplicates) == (1, 1)
-    _drain(rt)
+    run_queued(rt.queue)
     assert len(outbox()) == 1
 
 
@@ -108,7 +102,7 @@ def test_replay_that_fails_midway_keeps_the_rest_for_later(down_app, own_redis, 
         os.utime(path, (0, 0))
     result = app.extensions["farewell"].replay_spool()
     assert result.replayed == 3
-    _drain(rt)
+    run_queued(rt.queue)
     assert len(outbox()) == 3
 
 
