@@ -161,6 +161,13 @@ def read_eml(path: Path) -> EmailMessage:
     return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
 
 
+def parts(message: EmailMessage) -> tuple[str, str]:
+    """An email's (text, html) bodies."""
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    html = message.get_body(preferencelist=("html",)).get_content()
+    return text, html
+
+
 @pytest.fixture
 def outbox(settings: Settings):
     def messages() -> list[EmailMessage]:

@@ -8,17 +8,11 @@ from dataclasses import replace
 import pytest
 
 from tests import payloads
-from tests.conftest import json_of
+from tests.conftest import json_of, parts
 from tests.rq_helpers import run_queued
 from worker import jobs
 from worker.runtime import Runtime, set_runtime
 from worker.tokens import Scope, read_token
-
-
-def _parts(message):
-    text = message.get_body(preferencelist=("plain",)).get_content()
-    html = message.get_body(preferencelist=("html",)).get_content()
-    return text, html
 
 
 def test_a_cancellation_sends_one_feedback_request(post_hook, work, outbox, settings):
@@ -32,7 +26,7 @@ def test_a_cancellation_sends_one_feedback_request(post_hook, work, outbox, sett
     assert "farewell.members.example.com" in message["List-Id"]
     # The feedback request is transactional: no unsubscribe headers on it.
     assert message["List-Unsubscribe"] is None
-    text, html = _parts(message)
+    text, html = parts(message)
     assert "Thank you for being with us, Jane." in text
     assert "Gold Club" in text and "Gold Club" in html
     assert f"{settings.base_url}/feedback/" in text
@@ -46,7 +40,7 @@ def test_survey_links_carry_a_signed_feedback_token_for_the_sequence(
 ):
     event_id = json_of(post_hook.memberpress())["event_id"]
     work()
-    text, _html = _parts(outbox()[0])
+    text, _html = parts(outbox()[0])
     token = text.split("/feedback/", 1)[1].split("?", 1)[0]
     assert read_token(settings.secret_key, Scope.FEEDBACK, token) == event_id
 
@@ -74,7 +68,7 @@ def test_brazilian_members_get_the_portuguese_email(post_hook, work, outbox):
     work()
     [message] = outbox()
     assert message["Subject"] == "Obrigado, João — podemos fazer uma pergunta?"
-    text, _ = _parts(message)
+    text, _ = parts(message)
     assert "Sua assinatura Gold Club foi cancelada" in text
 
 
@@ -97,14 +91,14 @@ def test_known_access_end_date_is_told_in_the_members_language(post_hook, work, 
     payload["data"]["expires_at"] = "2026-12-31 23:59:59"
     post_hook.memberpress(payload)
     work()
-    text, _ = _parts(outbox()[0])
+    text, _ = parts(outbox()[0])
     assert "até 31 de dezembro de 2026" in text
 
 
 def test_member_data_is_escaped_in_html(post_hook, work, outbox):
     post_hook.memberpress(payloads.memberpress(first_name="<b>Jane</b>"))
     work()
-    _, html = _parts(outbox()[0])
+    _, html = parts(outbox()[0])
     assert "<b>Jane</b>" not in html
     assert "&lt;b&gt;Jane&lt;/b&gt;" in html
 
@@ -127,7 +121,7 @@ def test_smtp_delivers_both_parts_to_a_real_server(smtp_runtime, post_hook, smtp
     assert rcpt_tos == ["jane.doe@example.com"]
     [message] = smtp_server.sink.messages
     assert message["Subject"] == "Thank you, Jane — may we ask one thing?"
-    text, html = _parts(message)
+    text, html = parts(message)
     assert "Jane" in text and "Jane" in html
     assert f"{settings.base_url}/feedback/" in text
     assert f"{settings.base_url}/feedback/" in html

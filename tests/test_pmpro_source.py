@@ -10,7 +10,7 @@ import pytest
 from hooks import create_app
 from hooks.sources import Ignored, PayloadError, pmpro
 from tests import source_payloads
-from tests.conftest import json_of
+from tests.conftest import json_of, parts
 from tests.fixtures_sources import body_of
 from worker.events import Event, EventKind
 
@@ -95,8 +95,7 @@ def test_a_cancellation_sends_one_feedback_request(post_source, work, outbox):
     [message] = outbox()
     assert message["To"].addresses[0].addr_spec == "li.wei@example.com"
     # The push does not name the level: the email says "your membership", with no gap.
-    text = message.get_body(preferencelist=("plain",)).get_content()
-    html = message.get_body(preferencelist=("html",)).get_content()
+    text, html = parts(message)
     assert "Your membership has been cancelled" in text
     assert "Your membership has been cancelled" in html
 

@@ -10,7 +10,7 @@ from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 
 from tests import payloads
-from tests.conftest import json_of
+from tests.conftest import json_of, parts
 from worker import jobs
 from worker.events import member_key
 from worker.sequences import record_comeback
@@ -19,12 +19,6 @@ from worker.tokens import Scope, make_token
 JANE = "jane.doe@example.com"
 RESUMED = "subscription-resumed"
 CREATED = "subscription-created"
-
-
-def _parts(message):
-    text = message.get_body(preferencelist=("plain",)).get_content()
-    html = message.get_body(preferencelist=("html",)).get_content()
-    return text, html
 
 
 def _subjects(messages):
@@ -64,7 +58,7 @@ def test_full_default_sequence_over_smtp(
     url = winback["List-Unsubscribe"].strip("<>")
     assert url.startswith(f"{settings.base_url}/unsubscribe/")
     assert winback["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    text, html = _parts(winback)
+    text, html = parts(winback)
     assert url in text and f'href="{url}"' in html
     assert "Gold Club" in text and "reply to this email" in text
     assert "code is yours" not in text  # no incentive configured in the default playbook
@@ -85,7 +79,7 @@ def test_winback_in_portuguese_for_brazilian_members(post_hook, clock, outbox):
     clock.advance(days=14, minutes=1)
     winback = _step(outbox(), "winback")
     assert winback["Subject"] == "João, esperamos que você esteja bem"
-    text, _ = _parts(winback)
+    text, _ = parts(winback)
     assert "Cancelar o recebimento: https://members.example.com/unsubscribe/" in text
 
 
@@ -96,7 +90,7 @@ def test_feedback_already_given_is_not_asked_again(post_hook, clock, outbox, run
     clock.advance(seconds=0)
     runtime.store.save_feedback(Feedback(seq_id, "temporary", "", no_email=False, at=1.0))
     clock.advance(days=15)
-    text, _ = _parts(_step(outbox(), "winback"))
+    text, _ = parts(_step(outbox(), "winback"))
     assert "/feedback/" not in text
 
 
@@ -423,7 +417,7 @@ incentive = "codes"
 def _winback_codes(messages):
     found = {}
     for m in messages:
-        text, _ = _parts(m)
+        text, _ = parts(m)
         match = re.search(r"^    (\S+)$", text, re.M)
         found[m["To"].addresses[0].addr_spec] = match.group(1) if match else None
     return found
@@ -446,7 +440,7 @@ def test_coupon_pool_single_use_codes(
     [unlucky] = set(members) - set(given)
     if when_exhausted == "send_without":
         assert codes[unlucky] is None
-        text, _ = _parts(next(m for m in outbox() if unlucky in str(m["To"])))
+        text, _ = parts(next(m for m in outbox() if unlucky in str(m["To"])))
         assert "code is yours" not in text and "reply to this email" in text
     else:
         assert unlucky not in codes  # the step was skipped
@@ -489,7 +483,7 @@ incentive = "gold"
     clock.advance(days=2)
     codes = _winback_codes(outbox())
     assert codes == {"gold@example.com": "WELCOMEBACK20", "silver@example.com": None}
-    text, html = _parts(next(m for m in outbox() if "gold@" in str(m["To"])))
+    text, html = parts(next(m for m in outbox() if "gold@" in str(m["To"])))
     assert "this code is yours: 20% off your first three months." in text
     assert "WELCOMEBACK20" in html
 
@@ -618,7 +612,7 @@ def test_unsubscribe_link_from_a_real_winback_in_chromium(
 ):
     _cancel(post_hook)
     clock.advance(days=14, minutes=1)
-    text, _ = _parts(_step(outbox(), "winback"))
+    text, _ = parts(_step(outbox(), "winback"))
     link = re.search(r"Unsubscribe: (\S+)", text).group(1)
     page = browser.new_page()
     page.goto(link.replace(settings.base_url, live_server.url))
