@@ -148,15 +148,6 @@ class Proc:
         if self.popen is not None:
             self.popen.wait(10)
 
-    def terminate(self, timeout: float = 30.0) -> int:
-        self.signal(signal.SIGTERM)
-        assert self.popen is not None
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise
-
 
 class Cluster:
     """Redis + N web + M worker processes sharing one Redis and one spool folder."""
@@ -358,12 +349,15 @@ class Tally:
     emails: int  # messages that reached the SMTP sink
     duplicates: int  # messages beyond the first per member
     lost: int  # accepted members without an email
-    unexpected: int  # emails to members never accepted
+    # Emails to members whose webhook never got a 2xx: possible, not wrong (a request cut
+    # off after the event was recorded), so reported rather than asserted.
+    unexpected: int
 
     def line(self, name: str) -> str:
         return (
             f"[{name}] webhooks sent {self.sent}, accepted {self.accepted}, emails "
-            f"{self.emails}, duplicates {self.duplicates}, lost {self.lost}"
+            f"{self.emails}, duplicates {self.duplicates}, lost {self.lost}, "
+            f"to members never answered 2xx {self.unexpected}"
         )
 
 

@@ -38,7 +38,6 @@ class Received:
     json: Any = None
     form: list[tuple[str, str]] = field(default_factory=list)
     content_type: str = ""
-    answered: int = 0
     reply_id: str = ""  # the message id the provider answered with
 
     def form_values(self, name: str) -> list[str]:
@@ -123,7 +122,6 @@ class ProviderApi:
             self._stop.wait(self.hang_seconds)
             mode = None
         response = handler(request, seen, mode)
-        seen.answered = response.status_code
         if response.status_code < 300:
             with self._lock:
                 self.accepted.append(seen)

@@ -20,6 +20,7 @@ import standardwebhooks
 import stripe as stripe_sdk
 
 from devstack.redis_server import free_port
+from tests import payloads
 from tests.source_secrets import (
     PMPRO_KEY,
     STANDARD_SECRET,
@@ -27,10 +28,6 @@ from tests.source_secrets import (
     STRIPE_SECRET,
     WOOCOMMERCE_SECRET,
 )
-
-
-def body_of(payload: Any) -> bytes:
-    return json.dumps(payload).encode()
 
 
 def stripe_header(payload: bytes, secret: str = STRIPE_SECRET, timestamp: int | None = None):
@@ -84,7 +81,7 @@ class SourcePoster:
         self.client = client
 
     def woocommerce(self, payload, *, topic="subscription.updated", headers=None, raw=None):
-        data = raw if raw is not None else body_of(payload)
+        data = raw if raw is not None else payloads.body(payload)
         return self.client.post(
             "/hooks/woocommerce",
             data=data,
@@ -94,12 +91,12 @@ class SourcePoster:
 
     def pmpro(self, payload, *, key: str | None = PMPRO_KEY, raw=None):
         url = "/hooks/pmpro" + (f"?key={key}" if key is not None else "")
-        data = raw if raw is not None else body_of(payload)
+        data = raw if raw is not None else payloads.body(payload)
         # The add-on's header array has a stray colon ('Content-Type:'), so no JSON type.
         return self.client.post(url, data=data, content_type="application/x-www-form-urlencoded")
 
     def stripe(self, payload, *, header: str | None = None, raw=None):
-        data = raw if raw is not None else body_of(payload)
+        data = raw if raw is not None else payloads.body(payload)
         return self.client.post(
             "/hooks/stripe",
             data=data,
@@ -108,7 +105,7 @@ class SourcePoster:
         )
 
     def standard(self, payload, *, headers=None, raw=None):
-        data = raw if raw is not None else body_of(payload)
+        data = raw if raw is not None else payloads.body(payload)
         return self.client.post(
             "/hooks/standard",
             data=data,

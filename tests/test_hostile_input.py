@@ -70,7 +70,7 @@ def test_hostile_bodies_get_a_clear_4xx_and_store_nothing(client, runtime, raw, 
     assert len(runtime.queue) == 0
 
 
-def test_a_huge_body_is_413_before_it_is_read(settings, runtime):
+def test_a_huge_body_is_413_and_nothing_is_stored(settings, runtime):
     app = create_app({"TESTING": True, "SETTINGS": replace(settings, max_body_bytes=4096)})
     response = app.test_client().post(
         "/hooks/memberpress", data=b'{"event": "' + b"x" * 5_000_000 + b'"}', headers=HEADERS

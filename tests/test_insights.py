@@ -12,9 +12,9 @@ from datetime import UTC, date, datetime
 import pytest
 
 from tests import payloads
-from tests.conftest import BASE_URL, json_of
+from tests.conftest import json_of
 from tests.fixtures_insights import ADMIN_PASSWORD
-from tests.test_feedback_page import path_of, submit
+from tests.test_feedback_page import submit
 from worker.insights import (
     Entry,
     FilterError,
@@ -308,7 +308,7 @@ def test_dashboard_filters_by_membership_and_date(client, post_hook, clock, surv
 
 
 def test_csv_export(client, post_hook, clock, survey_links, runtime):
-    ids = seed(client, post_hook, clock, survey_links, runtime)
+    seed(client, post_hook, clock, survey_links, runtime)
     response = client.get("/admin/export.csv", headers=AUTH)
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
@@ -341,7 +341,6 @@ def test_csv_export(client, post_hook, clock, survey_links, runtime):
     assert by_email["'=cmd@example.com"]["comment"] == '\'=HYPERLINK("http://evil")'
     filtered = client.get("/admin/export.csv?membership=42", headers=AUTH)
     assert len(list(csv.DictReader(io.StringIO(filtered.data.decode("utf-8-sig"))))) == 2
-    assert ids  # seeded through webhooks
 
 
 def test_a_replayed_cancellation_counts_once(client, post_hook, work, runtime):
@@ -374,8 +373,6 @@ def test_report_command_prints_the_same_figures(
     assert "Silver" in result.output and re.search(r"^Cancellations\s+2$", result.output, re.M)
     result = runner.invoke(args=["report", "--since", "tomorrow"])
     assert result.exit_code == 2 and "must look like" in result.output
-    assert BASE_URL  # links come from real emails
-    assert path_of
 
 
 def test_report_lines_carry_no_control_characters():

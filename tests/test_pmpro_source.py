@@ -9,14 +9,13 @@ import pytest
 
 from hooks import create_app
 from hooks.sources import Ignored, PayloadError, pmpro
-from tests import source_payloads
+from tests import payloads, source_payloads
 from tests.conftest import json_of, parts
-from tests.fixtures_sources import body_of
 from worker.events import Event, EventKind
 
 
 def parse(payload) -> Event | Ignored:
-    return pmpro.parse(body_of(payload))
+    return pmpro.parse(payloads.body(payload))
 
 
 def test_level_zero_with_an_old_status_is_a_cancellation():
@@ -137,7 +136,7 @@ def test_the_key_in_a_header_is_not_enough(client):
     # The add-on cannot send headers of our choosing; only the URL carries the key.
     response = client.post(
         "/hooks/pmpro",
-        data=body_of(source_payloads.pmpro_cancelled()),
+        data=payloads.body(source_payloads.pmpro_cancelled()),
         headers={"MEMBERPRESS-WEBHOOK-KEY": "pmpro-key-Z8s1Lx0v"},
     )
     assert response.status_code == 401
@@ -156,6 +155,6 @@ def test_malformed_bodies_are_400_with_a_message(post_source, raw, message):
 def test_disabled_without_a_key(settings, runtime):
     app = create_app({"TESTING": True, "SETTINGS": replace(settings, pmpro_key="")})
     response = app.test_client().post(
-        "/hooks/pmpro?key=", data=body_of(source_payloads.pmpro_cancelled())
+        "/hooks/pmpro?key=", data=payloads.body(source_payloads.pmpro_cancelled())
     )
     assert response.status_code == 404

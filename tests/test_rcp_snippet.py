@@ -59,12 +59,14 @@ def test_a_cancellation_from_the_snippet_becomes_the_email(client, work, outbox,
     assert message["To"].addresses[0].addr_spec == "rosa.lima@example.com"
 
 
-def test_an_activation_from_the_snippet_is_a_comeback(client):
+def test_an_activation_from_the_snippet_is_a_comeback(client, runtime):
     request = run_snippet("active")
     response = client.post(
         "/hooks/standard", data=request["body"].encode(), headers=request["headers"]
     )
     assert response.status_code == 202
+    event = runtime.store.load_event(json_of(response)["event_id"])
+    assert event.kind is EventKind.REACTIVATED
     payload = json.loads(request["body"])
     assert payload["type"] == "membership.reactivated"
     assert "access_ends_at" not in payload["data"]

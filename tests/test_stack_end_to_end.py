@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,19 +17,10 @@ import requests
 from devstack.redis_server import free_port
 from tests import payloads
 from tests.conftest import read_eml
+from tests.faultkit import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _port_open(port: int) -> bool:
@@ -47,7 +37,7 @@ def test_make_run_stack_turns_a_webhook_into_an_email_and_stops_on_ctrl_c(tmp_pa
         [sys.executable, "-m", "devstack"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        _wait_for(
+        wait_for(
             lambda: "Press Ctrl-C" in (tmp_path / "run.log").read_text(), 60, "the start-up banner"
         )
         banner = (tmp_path / "run.log").read_text()
@@ -64,7 +54,7 @@ def test_make_run_stack_turns_a_webhook_into_an_email_and_stops_on_ctrl_c(tmp_pa
         )
         assert response.status_code == 202, response.text
         outbox = tmp_path / "outbox"
-        [eml] = _wait_for(lambda: list(outbox.glob("*.eml")), 15, "the .eml in the outbox")
+        [eml] = wait_for(lambda: list(outbox.glob("*.eml")), 15, "the .eml in the outbox")
         message = read_eml(eml)
         assert message["To"].addresses[0].addr_spec == "jane.doe@example.com"
         assert message["Subject"] == "Thank you, Jane — may we ask one thing?"

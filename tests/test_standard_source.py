@@ -13,22 +13,23 @@ import standardwebhooks
 from hooks import create_app
 from hooks.sources import AuthError, Ignored, PayloadError
 from hooks.sources import standard as source
+from tests import payloads
 from tests import source_payloads as sp
 from tests.conftest import json_of
-from tests.fixtures_sources import STANDARD_SECRET, body_of, standard_headers
+from tests.fixtures_sources import STANDARD_SECRET, standard_headers
 from worker.events import Event, EventKind
 from worker.settings import Settings, SettingsError
 
 
 def parse(payload) -> Event | Ignored:
-    return source.parse(body_of(payload))
+    return source.parse(payloads.body(payload))
 
 
 # --- signatures (pure) --------------------------------------------------------------------
 
 
 def test_our_signature_verifies_with_the_official_library():
-    payload = body_of(sp.standard())
+    payload = payloads.body(sp.standard())
     now = int(time.time())
     headers = {
         "webhook-id": "msg_1",
@@ -41,12 +42,12 @@ def test_our_signature_verifies_with_the_official_library():
 
 
 def test_the_official_signature_verifies_here():
-    payload = body_of(sp.standard())
+    payload = payloads.body(sp.standard())
     source.verify(standard_headers(payload), payload, STANDARD_SECRET)
 
 
 def test_any_of_several_signatures_may_match_and_other_versions_are_skipped():
-    payload = body_of(sp.standard())
+    payload = payloads.body(sp.standard())
     headers = standard_headers(payload)
     rotated = standard_headers(payload, secret="whsec_" + "b2xkLXNlY3JldC1vbGQ=")
     headers["webhook-signature"] = " ".join(
@@ -57,7 +58,7 @@ def test_any_of_several_signatures_may_match_and_other_versions_are_skipped():
 
 @pytest.mark.parametrize("age", [301, -301])
 def test_a_timestamp_outside_five_minutes_is_refused(age):
-    payload = body_of(sp.standard())
+    payload = payloads.body(sp.standard())
     now = 1_800_000_000
     headers = standard_headers(payload, timestamp=now - age)
     with pytest.raises(AuthError, match="tolerance 300"):
@@ -67,7 +68,7 @@ def test_a_timestamp_outside_five_minutes_is_refused(age):
 
 @pytest.mark.parametrize("missing", ["webhook-id", "webhook-timestamp", "webhook-signature"])
 def test_each_header_is_required(missing):
-    payload = body_of(sp.standard())
+    payload = payloads.body(sp.standard())
     headers = standard_headers(payload)
     del headers[missing]
     with pytest.raises(AuthError, match=f"missing {missing}"):
@@ -75,7 +76,7 @@ def test_each_header_is_required(missing):
 
 
 def test_the_message_id_is_signed():
-    payload = body_of(sp.standard())
+    payload = payloads.body(sp.standard())
     headers = standard_headers(payload, msg_id="msg_a")
     headers["webhook-id"] = "msg_b"
     with pytest.raises(AuthError, match="no v1 signature matches"):
@@ -91,7 +92,7 @@ def test_a_malformed_secret_is_a_settings_error(secret):
 def test_an_unpadded_secret_is_accepted_like_the_official_library_does():
     unpadded = STANDARD_SECRET.rstrip("=")
     Settings.from_env({"FAREWELL_STANDARD_SECRET": unpadded})
-    payload = body_of(sp.standard())
+    payload = payloads.body(sp.standard())
     source.verify(standard_headers(payload, secret=unpadded), payload, unpadded)
 
 
@@ -189,7 +190,7 @@ def test_a_cancellation_sends_one_feedback_request(post_source, work, outbox):
 
 
 def test_a_retry_with_a_new_message_id_is_still_a_duplicate(post_source, work, outbox):
-    data = body_of(sp.standard())
+    data = payloads.body(sp.standard())
     first = post_source.standard(None, raw=data, headers=standard_headers(data, msg_id="msg_1"))
     again = post_source.standard(None, raw=data, headers=standard_headers(data, msg_id="msg_2"))
     assert first.status_code == 202
@@ -220,13 +221,13 @@ def test_a_comeback_is_recorded(post_source, work, runtime):
 
 
 def test_wrong_signature_is_401(post_source):
-    data = body_of(sp.standard())
+    data = payloads.body(sp.standard())
     headers = standard_headers(data, secret="whsec_" + "c29tZW9uZS1lbHNl")
     assert post_source.standard(None, raw=data, headers=headers).status_code == 401
 
 
 def test_a_stale_delivery_is_401(post_source):
-    data = body_of(sp.standard())
+    data = payloads.body(sp.standard())
     headers = standard_headers(data, timestamp=int(time.time()) - 301)
     with pytest.raises(standardwebhooks.WebhookVerificationError):
         standardwebhooks.Webhook(STANDARD_SECRET).verify(data, headers)
@@ -240,7 +241,7 @@ def test_a_stale_delivery_is_401(post_source):
     [
         (b"", "body is empty"),
         (b"null", "not null"),
-        (body_of({"type": "membership.cancelled", "data": []}), "data must be an object"),
+        (payloads.body({"type": "membership.cancelled", "data": []}), "data must be an object"),
     ],
 )
 def test_malformed_signed_bodies_are_400_with_a_message(post_source, raw, message):
@@ -251,6 +252,6 @@ def test_malformed_signed_bodies_are_400_with_a_message(post_source, raw, messag
 
 def test_disabled_without_a_secret(settings, runtime):
     app = create_app({"TESTING": True, "SETTINGS": replace(settings, standard_secret="")})
-    data = body_of(sp.standard())
+    data = payloads.body(sp.standard())
     response = app.test_client().post("/hooks/standard", data=data, headers=standard_headers(data))
     assert response.status_code == 404

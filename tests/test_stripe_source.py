@@ -15,9 +15,10 @@ from rq.job import Job
 from hooks import create_app
 from hooks.sources import AuthError, Ignored, PayloadError
 from hooks.sources import stripe as source
+from tests import payloads
 from tests import source_payloads as sp
 from tests.conftest import json_of
-from tests.fixtures_sources import STRIPE_API_KEY, STRIPE_SECRET, body_of, stripe_header
+from tests.fixtures_sources import STRIPE_API_KEY, STRIPE_SECRET, stripe_header
 from worker import jobs
 from worker.events import Event, EventKind
 from worker.queues import EVENT_RETRY, event_job_id
@@ -29,7 +30,7 @@ CANCEL_REQUESTED_AT = 1714644000
 
 
 def parse(payload) -> Event | Ignored:
-    return source.parse(body_of(payload))
+    return source.parse(payloads.body(payload))
 
 
 def period_end_cancel(**kw):
@@ -69,7 +70,7 @@ def api(stripe_api):
 
 
 def test_our_signature_is_accepted_by_the_official_sdk():
-    payload = body_of(deleted())
+    payload = payloads.body(deleted())
     now = int(time.time())
     header = f"t={now},v1={source.sign(payload, STRIPE_SECRET, now)}"
     event = stripe_sdk.Webhook.construct_event(payload.decode(), header, STRIPE_SECRET)
@@ -77,7 +78,7 @@ def test_our_signature_is_accepted_by_the_official_sdk():
 
 
 def test_any_of_several_v1_signatures_may_match():
-    payload = body_of(deleted())
+    payload = payloads.body(deleted())
     now = int(time.time())
     good = source.sign(payload, STRIPE_SECRET, now)
     old_secret = source.sign(payload, "whsec_rolled_away", now)
@@ -88,7 +89,7 @@ def test_any_of_several_v1_signatures_may_match():
 
 @pytest.mark.parametrize("age", [301, -301, 3600])
 def test_a_timestamp_outside_300_seconds_is_refused_like_the_sdk_does(age):
-    payload = body_of(deleted())
+    payload = payloads.body(deleted())
     now = 1_800_000_000
     header = f"t={now - age},v1={source.sign(payload, STRIPE_SECRET, now - age)}"
     with pytest.raises(AuthError, match="tolerance 300"):
@@ -422,13 +423,13 @@ def _release(queue, job_id: str) -> None:
 
 
 def test_wrong_signature_is_401(post_source):
-    payload = body_of(deleted())
+    payload = payloads.body(deleted())
     header = stripe_header(payload, secret="whsec_someone_else")
     assert post_source.stripe(None, raw=payload, header=header).status_code == 401
 
 
 def test_a_stale_delivery_is_401_here_and_in_the_sdk(post_source):
-    payload = body_of(deleted())
+    payload = payloads.body(deleted())
     header = stripe_header(payload, timestamp=int(time.time()) - 301)
     with pytest.raises(stripe_sdk.SignatureVerificationError):
         stripe_sdk.Webhook.construct_event(payload.decode(), header, STRIPE_SECRET)
@@ -443,7 +444,10 @@ def test_a_stale_delivery_is_401_here_and_in_the_sdk(post_source):
         (b"", "body is empty"),
         (b"{", "not valid JSON"),
         (b"\xff\xfe", "not UTF-8"),
-        (body_of({"type": "customer.subscription.deleted", "data": {}}), "data.object is missing"),
+        (
+            payloads.body({"type": "customer.subscription.deleted", "data": {}}),
+            "data.object is missing",
+        ),
     ],
 )
 def test_malformed_signed_bodies_are_400_with_a_message(post_source, raw, message):
@@ -459,7 +463,7 @@ def _sign_any(raw: bytes) -> str:
 
 def test_disabled_without_a_signing_secret(settings, runtime):
     app = create_app({"TESTING": True, "SETTINGS": replace(settings, stripe_secret="")})
-    payload = body_of(deleted())
+    payload = payloads.body(deleted())
     response = app.test_client().post(
         "/hooks/stripe", data=payload, headers={"Stripe-Signature": stripe_header(payload)}
     )

@@ -10,14 +10,14 @@ import pytest
 
 from hooks import create_app
 from hooks.sources import Ignored, PayloadError, woocommerce
-from tests import source_payloads
+from tests import payloads, source_payloads
 from tests.conftest import json_of
-from tests.fixtures_sources import body_of, woocommerce_headers
+from tests.fixtures_sources import woocommerce_headers
 from worker.events import Event, EventKind
 
 
 def parse(payload, topic="subscription.updated") -> Event | Ignored:
-    return woocommerce.parse(body_of(payload), {"X-WC-Webhook-Topic": topic})
+    return woocommerce.parse(payloads.body(payload), {"X-WC-Webhook-Topic": topic})
 
 
 # --- parsing (pure) -----------------------------------------------------------------------
@@ -148,7 +148,7 @@ def test_malformed_payloads_say_what_is_wrong(mutate, message):
 
 def test_missing_topic_header_is_a_payload_error():
     with pytest.raises(PayloadError, match="X-WC-Webhook-Topic"):
-        woocommerce.parse(body_of(source_payloads.woocommerce()), {})
+        woocommerce.parse(payloads.body(source_payloads.woocommerce()), {})
 
 
 def test_our_signature_is_woocommerces():
@@ -237,20 +237,20 @@ def test_a_ping_shaped_body_with_a_bad_signature_is_not_a_ping(client):
 
 
 def test_an_unsigned_json_body_is_not_a_ping(post_source):
-    response = post_source.woocommerce(None, raw=body_of({"webhook_id": 5}), headers={})
+    response = post_source.woocommerce(None, raw=payloads.body({"webhook_id": 5}), headers={})
     assert response.status_code == 401
     assert "X-WC-Webhook-Signature" in json_of(response)["error"]
 
 
 def test_wrong_signature_is_401(post_source):
-    data = body_of(source_payloads.woocommerce())
+    data = payloads.body(source_payloads.woocommerce())
     headers = woocommerce_headers(data, "subscription.updated", secret="not-the-secret")
     response = post_source.woocommerce(None, raw=data, headers=headers)
     assert response.status_code == 401
 
 
 def test_a_body_changed_after_signing_is_401(post_source):
-    data = body_of(source_payloads.woocommerce())
+    data = payloads.body(source_payloads.woocommerce())
     headers = woocommerce_headers(data, "subscription.updated")
     tampered = data.replace(b"maria.silva@", b"mallory@")
     assert post_source.woocommerce(None, raw=tampered, headers=headers).status_code == 401
@@ -262,7 +262,7 @@ def test_a_body_changed_after_signing_is_401(post_source):
         (b"", "body is empty"),
         (b"{not json", "not valid JSON"),
         (b"[1, 2]", "must be a JSON object"),
-        (body_of({"id": 1, "status": "cancelled"}), "billing is missing"),
+        (payloads.body({"id": 1, "status": "cancelled"}), "billing is missing"),
     ],
 )
 def test_malformed_signed_bodies_are_400_with_a_message(post_source, raw, message):
@@ -280,7 +280,7 @@ def test_ignored_topics_get_200_ignored(post_source):
 
 def test_disabled_without_a_secret(settings, runtime):
     app = create_app({"TESTING": True, "SETTINGS": replace(settings, woocommerce_secret="")})
-    data = body_of(source_payloads.woocommerce())
+    data = payloads.body(source_payloads.woocommerce())
     response = app.test_client().post(
         "/hooks/woocommerce", data=data, headers=woocommerce_headers(data, "subscription.updated")
     )
