@@ -13,7 +13,7 @@ from flask import request
 from redis.exceptions import RedisError
 
 from worker.settings import Settings
-from worker.store import Store
+from worker.store import METRICS_KEY, RECEIVED_METRIC, Store, metric_field
 
 
 def client_address() -> str:
@@ -22,13 +22,20 @@ def client_address() -> str:
 
 
 def note_refusal(store: Store, settings: Settings, source: str) -> int | None:
-    """Count one refused request from this client. Past the limit, the seconds until the
-    window ends (for Retry-After); else None."""
+    """Count one refused request from this client (in the limit and in the received-webhooks
+    metric, one round trip). Past the limit, the seconds until the window ends (for
+    Retry-After); else None."""
+    labels = {"source": source, "kind": "none"}
+    refused = metric_field(RECEIVED_METRIC, {**labels, "status": "unauthorized"})
     rule = settings.rate_limit_rule()
-    if rule is None:
-        return None
-    limit, window = rule
     try:
-        return store.hit_rate_limit(f"{source}:{client_address()}", limit, window)
+        if rule is None:
+            store.redis.hincrby(METRICS_KEY, refused, 1)
+            return None
+        limited = metric_field(RECEIVED_METRIC, {**labels, "status": "rate_limited"})
+        limit, window = rule
+        return store.hit_rate_limit(
+            f"{source}:{client_address()}", limit, window, (refused, limited)
+        )
     except RedisError:
         return None

@@ -55,17 +55,15 @@ def receive(source: str) -> ResponseReturnValue:
         module.authenticate(request, secret)
     except AuthError as exc:
         # Only refused requests count towards the limit: a real wave is never throttled
-        # (MemberPress and WooCommerce do not retry a 429).
+        # (MemberPress and WooCommerce do not retry a 429). Counted in the metrics too.
         retry_after = ratelimit.note_refusal(services.store, services.settings, source)
         if retry_after is not None:
-            count("rate_limited")
             log.warning("hooks/%s: too many refused requests from one address, 429", source)
             response = jsonify(
                 error=f"too many refused webhooks from this address; retry after {retry_after} s"
             )
             response.headers["Retry-After"] = str(retry_after)
             return response, 429
-        count("unauthorized")
         log.info("hooks/%s: rejected credentials (%s)", source, exc)
         return _error(401, f"authentication failed: {exc}")
     try:

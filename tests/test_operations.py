@@ -57,6 +57,10 @@ def test_past_the_limit_refused_requests_get_429_with_retry_after(settings, runt
     assert 1 <= retry_after <= 60
     assert f"retry after {retry_after} s" in json_of(refused)["error"]
     assert runtime.store.redis.zcard(keys.PENDING_KEY) == 0  # nothing refused left a trace
+    counters = runtime.store.counters()
+    labels = (("kind", "none"), ("source", "memberpress"))
+    assert counters[(keys.RECEIVED_METRIC, (*labels, ("status", "unauthorized")))] == 5
+    assert counters[(keys.RECEIVED_METRIC, (*labels, ("status", "rate_limited")))] == 1
 
 
 def test_authenticated_webhooks_pass_even_from_a_limited_address(settings, runtime):

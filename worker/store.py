@@ -257,10 +257,16 @@ if cur and (string.sub(cur, 1, string.len(ARGV[1])) == ARGV[1]
 end
 return 0
 """
-# Fixed-window counter: INCR, and set the window's expiry on its first hit.
+# Fixed-window counter: INCR, and set the window's expiry on its first hit. Counts the
+# request in the metrics hash (KEYS[2]) too: ARGV[3] when within ARGV[2], else ARGV[4].
 _RATE_SCRIPT = """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if n <= tonumber(ARGV[2]) then
+  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+else
+  redis.call('HINCRBY', KEYS[2], ARGV[4], 1)
+end
 return n
 """
 # A `sending` claim is taken over only once it is this old (seconds) and its owner's
@@ -824,15 +830,26 @@ class Store:
         return {parse_metric_field(k): int(v) for k, v in self.redis.hgetall(METRICS_KEY).items()}
 
     def hit_rate_limit(
-        self, bucket: str, limit: int, window: int, now: float | None = None
+        self,
+        bucket: str,
+        limit: int,
+        window: int,
+        counted_as: tuple[str, str],
+        now: float | None = None,
     ) -> int | None:
-        """Count one request in `bucket`'s current fixed window.
+        """Count one request in `bucket`'s current fixed window, and in the metrics: the
+        first of `counted_as` (metric fields) when allowed, else the second. One round trip.
 
         Returns None when allowed, else the seconds until the window ends (Retry-After).
         """
         now = time.time() if now is None else now
         start = int(now // window) * window
-        hits = int(self._hit(keys=[ratelimit_key(bucket, start)], args=[window + 1]))
+        hits = int(
+            self._hit(
+                keys=[ratelimit_key(bucket, start), METRICS_KEY],
+                args=[window + 1, limit, *counted_as],
+            )
+        )
         if hits <= limit:
             return None
         return max(1, int(start + window - now + 0.999))
