@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import json
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,6 +96,27 @@ def check_shared_key(given: str | None, expected: str) -> None:
         raise AuthError("missing key")
     if not hmac.compare_digest(given.encode(), expected.encode()):
         raise AuthError("wrong key")
+
+
+def check_signed(
+    candidates: list[str],
+    expected: str,
+    timestamp: int,
+    tolerance: int,
+    label: str,
+    now: float | None = None,
+) -> None:
+    """Raise AuthError unless one of the candidate signatures is `expected` (each compared
+    in constant time, no early exit: the time taken does not tell which matched) and the
+    signed `timestamp` is within `tolerance` seconds of now. `label` names the timestamp."""
+    matched = False
+    for candidate in candidates:
+        matched |= hmac.compare_digest(candidate.encode(), expected.encode())
+    if not matched:
+        raise AuthError("no v1 signature matches the body")
+    age = (time.time() if now is None else now) - timestamp
+    if abs(age) > tolerance:
+        raise AuthError(f"{label} is {int(age)} s from now (tolerance {tolerance} s)")
 
 
 def parse_iso_datetime(value: str) -> datetime | None:
