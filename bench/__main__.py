@@ -69,6 +69,8 @@ class Report:
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     redis_bytes_per_step: float = 0.0
     redis_bytes_per_cancellation: float = 0.0
+    # Redis's own accounting (INFO commandstats) over the wave: command -> (calls, µs).
+    redis_commands: dict[str, tuple[int, float]] = field(default_factory=dict)
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @property
@@ -210,6 +212,7 @@ def run_farewell(args, report: Report, sink: Sink, var: Path, output, log) -> No
         sampler = RssSampler(roots).start()
         profilers = start_profilers(args.profile, stack, args.profile_gil) if args.profile else []
         sink.reset()
+        redis.config_resetstat()
         log(f"firing {args.n} webhooks from {args.c} connections...")
         result = fire(
             "127.0.0.1",
@@ -230,6 +233,7 @@ def run_farewell(args, report: Report, sink: Sink, var: Path, output, log) -> No
         else:
             log("--workers 0: ingest only, no emails to wait for")
         stats = sink.stats()
+        report.redis_commands = references.command_costs(redis)
         stop_profilers(profilers, log)
         profilers = []
         report.peak_rss_mb = {k: v / 2**20 for k, v in sampler.stop().items()}
@@ -360,6 +364,17 @@ def _runs(values: list[float]) -> str:
     return "runs " + ", ".join(f"{v:.0f}" for v in values)
 
 
+def _command_costs(r: Report, top: int = 6) -> str:
+    """Redis's CPU per webhook, and the commands that spend most of it."""
+    if not r.redis_commands or not r.n:
+        return "-"
+    calls = sum(c for c, _ in r.redis_commands.values()) / r.n
+    usec = sum(u for _, u in r.redis_commands.values()) / r.n
+    heavy = sorted(r.redis_commands.items(), key=lambda kv: -kv[1][1])[:top]
+    detail = ", ".join(f"{name} {c / r.n:.1f}x {u / r.n:.0f}" for name, (c, u) in heavy)
+    return f"{calls:.1f} calls, {usec:.0f} µs ({detail})"
+
+
 def table(r: Report) -> str:
     lat = r.latency_ms
     rss = ", ".join(f"{k} {v:.0f}" for k, v in _by_role(r.peak_rss_mb, max).items())
@@ -434,6 +449,13 @@ def table(r: Report) -> str:
             "",
             "",
             "0 lost, 0 dup " + ("ok" if r.ok else "FAILED"),
+        ),
+        (
+            "Redis per webhook: calls, CPU µs",
+            _command_costs(r),
+            "",
+            "",
+            "",
         ),
         ("Redis per pending scheduled step", f"{r.redis_bytes_per_step:.0f} bytes", "", "", ""),
         (

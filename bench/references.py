@@ -70,6 +70,14 @@ def used_memory(redis: Redis) -> int:
     return int(redis.info("memory")["used_memory"])
 
 
+def command_costs(redis: Redis) -> dict[str, tuple[int, float]]:
+    """INFO commandstats: calls and CPU microseconds per command since CONFIG RESETSTAT."""
+    costs = {}
+    for name, stats in redis.info("commandstats").items():
+        costs[name.removeprefix("cmdstat_")] = (int(stats["calls"]), float(stats["usec"]))
+    return costs
+
+
 def bytes_per_scheduled_step(redis_url: str, settings: Settings, count: int) -> float:
     """Redis bytes per pending delayed step (its RQ job hash + scheduled-registry entry).
 
