@@ -163,8 +163,9 @@ def test_smtp_temporary_refusal_retries_and_then_delivers_once(
         connection=smtp_runtime.queue.connection,
         serializer=smtp_runtime.queue.serializer,
     )
-    assert job.get_status() == "scheduled"  # waiting for its retry
-    assert job.number_of_retries == 1
+    # The event's job tried once; the step's own job waits to retry, counting that try.
+    assert job.get_status() == "scheduled"
+    assert job.meta == {"earlier_attempts": 1}
     assert not smtp_runtime.store.is_suppressed("jane.doe@example.com")
     smtp_server.sink.rcpt_reply = None
     assert jobs.send_step(event_id, "feedback_request") == "sent"

@@ -23,7 +23,7 @@ from rq import SimpleWorker
 from rq.job import Job
 from rq.queue import Queue
 
-from . import liveness, logs
+from . import batch, liveness, logs
 from .intake import requeue_stale
 from .mail.errors import MailConfigError
 from .playbook import PlaybookError
@@ -66,6 +66,7 @@ def _sweep_forever(stop: threading.Event) -> None:
     while not stop.wait(SWEEP_INTERVAL):
         try:
             reclaim_abandoned(rt.queue)
+            batch.recover_dead(rt.queue)
             release_due_jobs(rt.queue)
             requeue_stale(rt.store, rt.queue, older_than=STALE_PENDING_AFTER)
         except RedisError:

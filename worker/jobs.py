@@ -12,24 +12,47 @@ from datetime import timedelta
 from rq import Retry
 from rq.job import get_current_job
 
-from . import liveness, sequences
+from . import batch, liveness, logs, sequences
 from .cancellations import note_cancellation
 from .compose import compose
-from .events import Event, EventKind, utcnow
+from .events import Event, EventKind, Member, utcnow
 from .incentives import resolve_offer
 from .mail import Transport
 from .mail.errors import MailConfigError, RecipientRejected, TransientMailError
 from .mail.message import OutgoingEmail
 from .privacy import mask_email
-from .queues import SEND_TRANSIENT_MAX, schedule_step, send_retry
+from .queues import (
+    EARLIER_ATTEMPTS,
+    SEND_TRANSIENT_MAX,
+    schedule_step,
+    send_retry,
+    send_retry_delay,
+)
 from .runtime import Runtime, runtime
 from .store import CAP_REACHED, EMAILS_METRIC, Sequence
 from .stripe_api import StripeConfigError, prepare_event
 
 log = logging.getLogger(__name__)
+# An event job handles the events queued behind it for at most this long, far inside
+# JOB_TIMEOUT: what is left goes back to the queue for the next job.
+BATCH_SECONDS = 10.0
 
 
 def handle_event(event_id: str) -> str:
+    """RQ job: act on one accepted event, then on the accepted events queued right behind
+    it (worker/batch.py), so RQ's cost per job is paid once for many cancellations."""
+    try:
+        outcome = process_event(event_id)
+    except StripeConfigError:
+        job = get_current_job()
+        if job is not None:
+            job.retries_left = 0  # retrying cannot fix our key: straight to failed
+        raise
+    behind = _process_queued_behind()
+    return f"{outcome} (+{behind} queued behind it)" if behind else outcome
+
+
+def process_event(event_id: str) -> str:
     """Act on one accepted event, then clear it from the pending set."""
     rt = runtime()
     event = rt.store.load_event(event_id)
@@ -62,6 +85,41 @@ def handle_event(event_id: str) -> str:
         outcome,
     )
     return outcome
+
+
+def _process_queued_behind() -> int:
+    """Take the event jobs queued right behind this one off RQ's queue and handle them
+    here. Only in a worker with a heartbeat: if it dies, the sweep puts what it took back.
+
+    An event that fails here goes back to the front of the queue, where RQ runs it as a job
+    of its own with the usual retries; the batch ends there. So do the events not reached
+    within BATCH_SECONDS (the job's own timeout must never cut a batch short).
+    """
+    rt = runtime()
+    owner = liveness.owner()
+    size = rt.settings.event_batch - 1
+    if owner is None or size < 1:
+        return 0
+    taken = batch.take(rt.queue, owner, size)
+    done: list[str] = []
+    deadline = time.monotonic() + BATCH_SECONDS
+    try:
+        for job_id in taken:
+            if time.monotonic() > deadline:
+                break
+            event_id = batch.event_id_of(job_id)
+            with logs.event_context(event_id):
+                try:
+                    process_event(event_id)
+                except Exception:
+                    log.exception("event %s failed in a batch; queued again on its own", event_id)
+                    break
+            done.append(job_id)
+    finally:
+        batch.settle(rt.queue, owner, done=done, back=taken[len(done) :])
+        if done:
+            rt.store.count("farewell_jobs_total", len(done), job="handle_event", outcome="ok")
+    return len(done)
 
 
 def act_on(event: Event) -> str:
@@ -124,22 +182,75 @@ def start_sequence(event: Event) -> str:
         if existing is None or existing.status != "active":
             return "sequence exists (stopped), nothing planned"
     planned = 0
+    sent_now: list[str] = []
     now = utcnow()
     for step in steps:
         delay = max(event.occurred_at + step.delay - now, timedelta(0))
-        planned += schedule_step(rt.queue, seq.id, step.id, delay)
-    return f"sequence {'started' if created else 'exists'}, {planned} step(s) planned"
+        if delay:
+            planned += schedule_step(rt.queue, seq.id, step.id, delay)
+        else:
+            sent_now.append(f"{step.id} {_send_now(rt, seq.id, step.id, event.member)}")
+    return f"sequence {'started' if created else 'exists'}, " + ", ".join(
+        [*sent_now, f"{planned} step(s) planned"]
+    )
+
+
+def _send_now(rt: Runtime, sequence_id: str, step_id: str, member: Member) -> str:
+    """A step due at once goes out inside the event's job: one RQ job per cancellation,
+    not two. When it cannot go now, the step's own job takes over, with its retry policy:
+    after a backoff for a transient failure, at once for anything else (the step job then
+    fails the same way, and ends in RQ's failed registry if it keeps failing)."""
+    try:
+        return deliver_step(sequence_id, step_id, member)
+    except SendDeferred as deferred:
+        delay = send_retry_delay(0, deferred.cause.retry_after)
+        log.warning(
+            "step %s/%s: transient failure, its job retries in %ss: %s",
+            sequence_id,
+            step_id,
+            delay,
+            deferred.cause,
+        )
+        schedule_step(rt.queue, sequence_id, step_id, timedelta(seconds=delay), earlier_attempts=1)
+        return f"deferred {delay}s"
+    except (ClaimBusy, MailConfigError) as exc:
+        log.warning("step %s/%s: handed to its own job: %s", sequence_id, step_id, exc)
+    except Exception:
+        log.exception("step %s/%s: handed to its own job", sequence_id, step_id)
+    schedule_step(rt.queue, sequence_id, step_id, timedelta(0))
+    return "handed to its job"
 
 
 def send_step(sequence_id: str, step_id: str) -> str | Retry:
-    """Render and send one step, unless something at send time says not to."""
+    """RQ job for one step: a scheduled one (win-back), or one that could not go out inside
+    its event's job. RQ's retry policy applies here; see `deliver_step` for the rest."""
+    try:
+        return deliver_step(sequence_id, step_id)
+    except SendDeferred as deferred:
+        return _retry_later(sequence_id, step_id, deferred.cause)
+    except MailConfigError:
+        job = get_current_job()
+        if job is not None:
+            job.retries_left = 0  # no retry can fix it: straight to the failed registry
+        raise
+
+
+def deliver_step(sequence_id: str, step_id: str, member: Member | None = None) -> str:
+    """Render and send one step, unless something at send time says not to.
+
+    Returns the outcome ("sent", "skipped: ...", "rejected", "uncertain"). Raises
+    SendDeferred for a transient failure that sent nothing, ClaimBusy while another worker
+    holds the claim, MailConfigError for our own configuration: the caller decides when to
+    try again. `member`: the member as the caller just saved it, saving a read.
+    """
     rt = runtime()
     seq = rt.store.load_sequence(sequence_id)
     if seq is None:
         return _skip(sequence_id, step_id, "sequence no longer exists")
     if seq.status != "active":
         return _skip(sequence_id, step_id, f"sequence {seq.status}")
-    member = rt.store.load_member(seq.member_key)
+    if member is None:
+        member = rt.store.load_member(seq.member_key)
     if member is None:
         return _skip(sequence_id, step_id, "member erased")
     step = rt.playbook.step(seq.membership_id, step_id)
@@ -186,7 +297,7 @@ def send_step(sequence_id: str, step_id: str) -> str | Retry:
         return _skip(sequence_id, step_id, "claim taken over by another worker")
     except TransientMailError as exc:
         _count_email(transport_name, "deferred" if exc.sent_nothing else "uncertain")
-        return _transient(rt, sequence_id, step_id, owner, exc)
+        return _transient(rt, sequence_id, step_id, owner, exc)  # or raises SendDeferred
     except RecipientRejected as exc:
         _count_email(transport_name, "rejected")
         return _rejected(rt, sequence_id, step_id, member.email, exc)
@@ -225,6 +336,14 @@ class ClaimLost(Exception):
     """Our send claim was taken over while we were not looking: send nothing."""
 
 
+class SendDeferred(Exception):
+    """A transient delivery failure that sent nothing; the claim is released for a retry."""
+
+    def __init__(self, cause: TransientMailError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 def _commit(sequence_id: str, step_id: str) -> None:
     if not runtime().store.commit_send(sequence_id, step_id, liveness.owner()):
         raise ClaimLost(f"{sequence_id}/{step_id}")
@@ -257,7 +376,7 @@ def _skip(sequence_id: str, step_id: str, reason: str) -> str:
 
 def _transient(
     rt: Runtime, sequence_id: str, step_id: str, owner: str | None, exc: TransientMailError
-):
+) -> str:
     """Try again later, unless the provider may already have the message (at most once)."""
     if not exc.sent_nothing:
         # The claim stays: a retry could send a duplicate. Recorded, loudly, for a human.
@@ -271,9 +390,15 @@ def _transient(
         _log_outcome(rt, sequence_id, step_id, "uncertain", str(exc))
         return "uncertain"
     rt.store.release_send(sequence_id, step_id, owner, committed=True)
+    raise SendDeferred(exc)
+
+
+def _retry_later(sequence_id: str, step_id: str, exc: TransientMailError) -> Retry:
+    """The step job's next attempt: backoff from RQ's count of this job's retries."""
     job = get_current_job()
-    attempt = (job.number_of_retries or 0) if job is not None else 0
-    retry = send_retry(attempt, exc.retry_after)
+    earlier = int(job.meta.get(EARLIER_ATTEMPTS, 0)) if job is not None else 0
+    attempt = earlier + ((job.number_of_retries or 0) if job is not None else 0)
+    retry = send_retry(attempt, exc.retry_after, earlier)
     if attempt >= SEND_TRANSIENT_MAX:  # RQ has retried that many times: this was the last
         log.error(
             "step %s/%s: transient failure %d times, giving up until "
@@ -335,8 +460,8 @@ def _config_error(
     stream: str,
     exc: MailConfigError,
 ) -> None:
-    """Our configuration is wrong: fail the job at once (no retries can fix it), keep it in
-    RQ's failed registry for `jobs retry-failed`, and show the error on /healthz."""
+    """Our configuration is wrong: show it on /healthz. The step's job then fails at once
+    (no retry can fix it) and waits in RQ's failed registry for `jobs retry-failed`."""
     rt.store.release_send(sequence_id, step_id, owner, committed=True)
     rt.store.record_send_error(
         {
@@ -348,9 +473,6 @@ def _config_error(
             "step": step_id,
         }
     )
-    job = get_current_job()
-    if job is not None:
-        job.retries_left = 0  # straight to the failed registry
     log.error(
         "MAIL CONFIGURATION ERROR (%s), step %s/%s not sent and kept for "
         "`flask --app hooks jobs retry-failed` once fixed: %s",

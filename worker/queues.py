@@ -29,6 +29,7 @@ SEND_RETRY = Retry(max=8, interval=[10, 30, 60, 300, 900, 1800, 3600, 3600])
 # the attempts (`job.number_of_retries`) and moves the job to the failed registry after
 # SEND_TRANSIENT_MAX of them (~2 h of trying), where `jobs retry-failed` can requeue it.
 SEND_TRANSIENT_MAX = 8
+EARLIER_ATTEMPTS = "earlier_attempts"  # step job meta: see send_retry
 SEND_BACKOFF_BASE = 30.0  # seconds before the first retry (before jitter)
 SEND_BACKOFF_CAP = 3600.0
 EVENT_RETRY = Retry(max=5, interval=[5, 30, 120, 600, 1800])
@@ -52,8 +53,12 @@ def send_retry_delay(
     return max(1, math.ceil(delay))
 
 
-def send_retry(attempt: int, retry_after: float | None = None) -> Retry:
-    return Retry(max=SEND_TRANSIENT_MAX, interval=send_retry_delay(attempt, retry_after))
+def send_retry(attempt: int, retry_after: float | None = None, earlier: int = 0) -> Retry:
+    """RQ's next retry of a step job. `earlier`: attempts made before the job existed (the
+    one inside the event's job), which count towards SEND_TRANSIENT_MAX too."""
+    return Retry(
+        max=max(1, SEND_TRANSIENT_MAX - earlier), interval=send_retry_delay(attempt, retry_after)
+    )
 
 
 def rq_connection(url: str) -> Redis:
@@ -107,11 +112,15 @@ def event_job_record(queue: Queue, event_id: str) -> JobRecord:
     )
 
 
-def schedule_step(queue: Queue, sequence_id: str, step: str, delay: timedelta) -> bool:
-    """Schedule one step under a deterministic id; False if it was planned already."""
+def schedule_step(
+    queue: Queue, sequence_id: str, step: str, delay: timedelta, *, earlier_attempts: int = 0
+) -> bool:
+    """Schedule one step under a deterministic id; False if it was planned already.
+    `earlier_attempts`: transient failures before the job existed (see send_retry)."""
     job_id = step_job_id(sequence_id, step)
     options = {
         "job_id": job_id,
+        "meta": {EARLIER_ATTEMPTS: earlier_attempts} if earlier_attempts else None,
         "retry": SEND_RETRY,
         "result_ttl": 7 * 24 * 3600,
         "failure_ttl": 30 * 24 * 3600,

@@ -115,6 +115,9 @@ class Settings:
     # Worker: how much lower than the web process its CPU priority is (nice increment), so
     # on a shared box webhook replies stay fast during a wave; 0 leaves it as started.
     worker_nice: int = 10
+    # An event job also handles up to this many - 1 event jobs queued right behind it
+    # (worker/batch.py); 1 turns batching off.
+    event_batch: int = 50
 
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -168,7 +171,12 @@ class Settings:
             raise SettingsError(
                 f"FAREWELL_LOG_FORMAT must be text or json, not {self.log_format!r}"
             )
-        for name in ("sequence_cooldown_days", "max_emails_per_sequence", "won_back_days"):
+        for name in (
+            "sequence_cooldown_days",
+            "max_emails_per_sequence",
+            "won_back_days",
+            "event_batch",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{env_name(name)} must be 1 or more")
         self.rate_limit_rule()

@@ -20,6 +20,9 @@ Layout (all under the `farewell:` prefix):
     metrics                    hash "<name>|<label>=<value>,..." -> count (Prometheus counters)
     ratelimit:{bucket}:{window}  refused webhooks in one fixed window (TTL: the window)
     alive:{owner}              a worker process's heartbeat (TTL: ALIVE_TTL)
+    batch:{owner}              list of the event job ids a worker took off RQ's queue to
+                               handle in the job it runs (worker/batch.py)
+    batches                    set of the owners that ever took a batch (for recovery)
     stripe:last_error          JSON {error, at, event}: Stripe refused our API key, for /healthz
     mail:last_error            JSON {transport, stream, error, at, sequence, step}: the last
                                configuration error of the mail transport, for /healthz
@@ -90,6 +93,13 @@ def ratelimit_key(bucket: str, window: int) -> str:
 
 def alive_key(owner: str) -> str:
     return f"{PREFIX}alive:{owner}"
+
+
+def batch_key(owner: str) -> str:
+    return f"{PREFIX}batch:{owner}"
+
+
+BATCH_OWNERS_KEY = f"{PREFIX}batches"
 
 
 def scheduler_lock_key(queue_name: str) -> str:
