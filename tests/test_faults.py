@@ -161,7 +161,8 @@ def test_workers_killed_mid_job_lose_and_duplicate_nothing(tmp_path):
             logs = cluster.logs()
             report(
                 f"[worker SIGKILL] {diagnose(cluster)}; jobs re-queued from dead workers: "
-                f"{logs.count('died while running it')}, send claims taken over: "
+                f"{logs.count('died while running it')}, batches of dead workers put back: "
+                f"{logs.count('died while handling them')}, send claims taken over: "
                 f"{logs.count('took over the claim')}"
             )
         finally:

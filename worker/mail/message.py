@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
-from email.policy import compat32
 from email.utils import formataddr, formatdate, parseaddr
 
 
@@ -99,15 +98,34 @@ def _lines(body: str) -> str:
 
 
 def _wire_bytes(email: OutgoingEmail) -> bytes:
-    msg = MIMEMultipart("alternative")
+    """Written out directly: the structure compat32's MIMEMultipart and MIMEText produce
+    (base64 parts in utf-8), without building and walking a message tree."""
     sender_name, sender_addr = parseaddr(email.sender)
-    msg["From"] = _address(sender_name, sender_addr)
-    msg["To"] = _address(email.to_name, email.to)
-    msg["Subject"] = _header("Subject", email.subject)
-    msg["Date"] = formatdate(localtime=False, usegmt=True)
-    msg["Message-ID"] = email.message_id
-    for name, value in email.headers.items():
-        msg[name] = _header(name, value)
-    msg.attach(MIMEText(_lines(email.text), "plain", "utf-8"))
-    msg.attach(MIMEText(_lines(email.html), "html", "utf-8"))
-    return msg.as_bytes(policy=compat32.clone(linesep="\r\n"))
+    boundary = f"=_{secrets.token_hex(16)}"  # "_" never occurs in base64
+    lines = [
+        f'Content-Type: multipart/alternative; boundary="{boundary}"',
+        "MIME-Version: 1.0",
+        f"From: {_address(sender_name, sender_addr).text}",
+        f"To: {_address(email.to_name, email.to).text}",
+        f"Subject: {_header('Subject', email.subject).text}",
+        f"Date: {formatdate(localtime=False, usegmt=True)}",
+        f"Message-ID: {_clean(email.message_id)}",
+    ]
+    lines += [f"{name}: {_header(name, value).text}" for name, value in email.headers.items()]
+    lines.append("")
+    for subtype, body in (("plain", email.text), ("html", email.html)):
+        lines += [
+            f"--{boundary}",
+            f'Content-Type: text/{subtype}; charset="utf-8"',
+            "MIME-Version: 1.0",
+            "Content-Transfer-Encoding: base64",
+            "",
+            *_base64_lines(_lines(body).encode("utf-8")),
+        ]
+    lines += [f"--{boundary}--", ""]
+    return "\r\n".join(lines).encode("ascii")
+
+
+def _base64_lines(data: bytes, width: int = 76) -> list[str]:
+    encoded = base64.b64encode(data).decode("ascii")
+    return [encoded[i : i + width] for i in range(0, len(encoded), width)]
