@@ -24,6 +24,7 @@ from pathlib import Path
 from redis import Redis
 
 from devstack.stack import Stack, read_procfile
+from worker.pool import default_processes
 from worker.settings import Settings
 from worker.store import PENDING_KEY
 
@@ -195,6 +196,9 @@ def run_farewell(args, report: Report, sink: Sink, var: Path, output, log) -> No
         "FAREWELL_SMTP_URL": sink.url,
         "FAREWELL_MAIL_FROM": "Ana at Bench Club <ana@bench.example>",
         "FAREWELL_SITE_NAME": "Bench Club",
+        # --workers W starts the Procfile's worker line W times, one process each: what
+        # FAREWELL_WORKER_PROCESSES=W runs, minus its idle supervisor.
+        "FAREWELL_WORKER_PROCESSES": "1",
     }
     stack = Stack(var_dir=var, env=env, processes=tuple(names), procfile=procfile, output=output)
     sampler = None
@@ -485,7 +489,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=10_000, help="webhooks (distinct members)")
     parser.add_argument("--c", type=int, default=32, help="concurrent client connections")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_processes(),
+        help="worker processes (default: one per CPU, as `python -m worker` runs)",
+    )
     parser.add_argument("--clients", type=int, default=2, help="load-generator processes")
     parser.add_argument(
         "--keepalive",

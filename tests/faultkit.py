@@ -173,6 +173,8 @@ class Cluster:
             FAREWELL_SPOOL_DIR=str(tmp / "spool"),
             FAREWELL_SPOOL_REPLAY_INTERVAL="1",
             FAREWELL_LOG_FORMAT="json",
+            # One process per `worker` here: the tests kill and replace them one by one.
+            FAREWELL_WORKER_PROCESSES="1",
             WEB_CONCURRENCY="1",
             WEB_THREADS="4",
         )

@@ -1,4 +1,6 @@
-"""`python -m worker`: check the configuration, then run the RQ worker with its scheduler.
+"""`python -m worker`: check the configuration, then run the RQ worker with its scheduler;
+with more than one worker process (the default on a multi-core box), worker/pool.py
+supervises that many of these.
 
 A non-forking SimpleWorker: templates stay compiled and the SMTP connection or HTTP session
 stays open across jobs, instead of being rebuilt in a fork for every email.
@@ -23,7 +25,7 @@ from rq import SimpleWorker
 from rq.job import Job
 from rq.queue import Queue
 
-from . import batch, liveness, logs
+from . import batch, liveness, logs, pool
 from .intake import requeue_stale
 from .mail.errors import MailConfigError
 from .playbook import PlaybookError
@@ -118,6 +120,10 @@ def main() -> int:
     except (SettingsError, PlaybookError, TemplateMissing, MailConfigError, ValueError) as exc:
         log.error("refusing to start: %s", exc)
         return 2
+    processes = rt.settings.worker_processes or pool.default_processes()
+    if processes > 1 and not os.environ.get(pool.PARENT_ENV):
+        rt.close()
+        return pool.supervise(processes)
     lower_priority(rt.settings.worker_nice)
     stopping = threading.Event()
     background = threading.Event()
@@ -128,6 +134,9 @@ def main() -> int:
         daemon=True,
     ).start()
     threading.Thread(target=_sweep_forever, args=(background,), name="sweep", daemon=True).start()
+    threading.Thread(
+        target=pool.watch_parent, args=(background,), name="parent", daemon=True
+    ).start()
     try:
         while not stopping.is_set():
             worker = FarewellWorker(

@@ -115,6 +115,8 @@ class Settings:
     # Worker: how much lower than the web process its CPU priority is (nice increment), so
     # on a shared box webhook replies stay fast during a wave; 0 leaves it as started.
     worker_nice: int = 10
+    # `python -m worker` runs this many worker processes (worker/pool.py); 0: one per CPU.
+    worker_processes: int = 0
     # An event job also handles up to this many - 1 event jobs queued right behind it
     # (worker/batch.py); 1 turns batching off.
     event_batch: int = 50
@@ -179,6 +181,8 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{env_name(name)} must be 1 or more")
+        if self.worker_processes < 0:
+            raise SettingsError("FAREWELL_WORKER_PROCESSES must be 0 (one per CPU) or more")
         self.rate_limit_rule()
 
     def rate_limit_rule(self) -> tuple[int, int] | None:
