@@ -69,12 +69,8 @@ def process_event(event_id: str) -> str:
     if event is None:
         rt.store.finish_event(event_id)
         return "no member to write to"
-    rt.store.index_member_event(event.member.key, event_id)
-    if event.kind is not EventKind.ERASED:
-        rt.store.save_member(
-            event.member, last_event=event.kind.value, last_event_at=event.occurred_at.isoformat()
-        )
-    outcome = act_on(event)
+    came_back_at = _note_member_event(rt, event)
+    outcome = act_on(event, came_back_at)
     rt.store.finish_event(event_id)
     log.info(
         "event %s (%s %s, %s): %s",
@@ -122,20 +118,32 @@ def _process_queued_behind() -> int:
     return len(done)
 
 
-def act_on(event: Event) -> str:
-    """What each kind of event does, whatever source sent it."""
-    rt = runtime()
-    key = event.member.key
-    subscription = event.subscription_id or (event.membership.id if event.membership else "")
+def _note_member_event(rt: Runtime, event: Event) -> str | None:
+    """What every event records about its member (one round trip); returns the member's
+    came_back_at as it was before."""
     kind = event.kind
+    fields = None
+    if kind is not EventKind.ERASED:
+        fields = {"last_event": kind.value, "last_event_at": event.occurred_at.isoformat()}
+        if kind.is_comeback:
+            fields["came_back_at"] = repr(event.occurred_at.timestamp())
+    paused = None
     if kind not in (EventKind.ERASED, EventKind.OTHER):
         # Win-backs that come due while paused are dropped at send time (see README).
-        rt.store.set_paused(key, subscription, kind is EventKind.PAUSED)
+        subscription = event.subscription_id or (event.membership.id if event.membership else "")
+        paused = (subscription, kind is EventKind.PAUSED)
+    return rt.store.note_member_event(event.member, event.event_id, fields, paused)
+
+
+def act_on(event: Event, came_back_at: str | None = None) -> str:
+    """What each kind of event does, whatever source sent it (after _note_member_event)."""
+    rt = runtime()
+    key = event.member.key
+    kind = event.kind
     if kind is EventKind.CANCELLED:
         note_cancellation(event)  # counted for insights even if no sequence starts
-        return start_sequence(event)
+        return start_sequence(event, came_back_at)
     if kind.is_comeback:
-        rt.store.save_member(event.member, came_back_at=repr(event.occurred_at.timestamp()))
         stopped = sequences.record_comeback(
             rt.store, rt.queue, key, event.occurred_at.timestamp(), rt.settings.won_back_days
         )
@@ -151,10 +159,10 @@ def act_on(event: Event) -> str:
     return f"recorded {kind.value}"
 
 
-def start_sequence(event: Event) -> str:
+def start_sequence(event: Event, came_back: str | None) -> str:
     """Plan the playbook's steps for a cancellation. Safe to run again: the sequence is
     created once and every step job has a deterministic id. One sequence per member per
-    cooldown, whatever the playbook says."""
+    cooldown, whatever the playbook says. `came_back`: the member's came_back_at."""
     rt = runtime()
     membership_id = event.membership.id if event.membership else ""
     seq = Sequence(
@@ -167,7 +175,6 @@ def start_sequence(event: Event) -> str:
         started_at=event.occurred_at.timestamp(),
         access_ends_at=event.access_ends_at.isoformat() if event.access_ends_at else "",
     )
-    came_back = rt.store.member_field(seq.member_key, "came_back_at")
     if came_back and float(came_back) > seq.started_at:
         # Sources may deliver out of order (Stripe does): the comeback was handled first.
         return "no new sequence: the member came back after this cancellation"
@@ -244,22 +251,26 @@ def deliver_step(sequence_id: str, step_id: str, member: Member | None = None) -
     try again. `member`: the member as the caller just saved it, saving a read.
     """
     rt = runtime()
-    seq = rt.store.load_sequence(sequence_id)
+    if member is None:
+        seq = rt.store.load_sequence(sequence_id)
+        if seq is None:
+            return _skip(sequence_id, step_id, "sequence no longer exists")
+        member = rt.store.load_member(seq.member_key)
+        if member is None:
+            return _skip(sequence_id, step_id, "member erased")
+    checks = rt.store.send_checks(sequence_id, member)
+    seq = checks.sequence
     if seq is None:
         return _skip(sequence_id, step_id, "sequence no longer exists")
     if seq.status != "active":
         return _skip(sequence_id, step_id, f"sequence {seq.status}")
-    if member is None:
-        member = rt.store.load_member(seq.member_key)
-    if member is None:
-        return _skip(sequence_id, step_id, "member erased")
     step = rt.playbook.step(seq.membership_id, step_id)
     if step is None:
         return _skip(sequence_id, step_id, "step no longer in the playbook")
-    if rt.store.is_suppressed(member.email):
+    if checks.suppressed:
         return _skip(sequence_id, step_id, "address suppressed")
-    feedback = rt.store.load_feedback(sequence_id)
-    paused = step.stream == "marketing" and rt.store.is_paused(seq.member_key)
+    feedback = checks.feedback
+    paused = step.stream == "marketing" and checks.paused
     reason = sequences.skip_reason(step, feedback, paused)
     if reason is not None:
         return _skip(sequence_id, step_id, reason)

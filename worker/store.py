@@ -408,16 +408,33 @@ class Store:
 
     def save_member(self, member: Member, **extra: str) -> str:
         key = member.key
-        fields = {
-            "email": member.email,
-            "member_id": member.id,
-            "first_name": member.first_name,
-            "last_name": member.last_name,
-            **({"locale": member.locale} if member.locale else {}),
-            **extra,
-        }
-        self.redis.hset(member_hash_key(key), mapping=fields)
+        self.redis.hset(member_hash_key(key), mapping=_member_fields(member, extra))
         return key
+
+    def note_member_event(
+        self,
+        member: Member,
+        event_id: str,
+        fields: Mapping[str, str] | None,
+        paused: tuple[str, bool] | None = None,
+    ) -> str | None:
+        """Everything an event records about its member, in one round trip: the event in
+        the member's index (for erasure), the member saved with `fields` (None saves
+        nothing: an erasure), and `paused` = (subscription, paused or not). Returns the
+        member's came_back_at as it was before."""
+        key = member.key
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(member_hash_key(key), "came_back_at")
+        pipe.sadd(member_events_key(key), event_id)
+        if fields is not None:
+            pipe.hset(member_hash_key(key), mapping=_member_fields(member, fields))
+        if paused is not None:
+            subscription, is_paused = paused
+            if is_paused:
+                pipe.sadd(member_paused_key(key), subscription)
+            else:
+                pipe.srem(member_paused_key(key), subscription)
+        return pipe.execute()[0]
 
     def load_member(self, key: str) -> Member | None:
         data = self.redis.hgetall(member_hash_key(key))
@@ -494,18 +511,20 @@ class Store:
         holder = self.redis.get(ck)
         return None if holder in (None, sequence_id) else holder
 
-    def index_member_event(self, key: str, event_id: str) -> None:
-        """Remember which events concern the member, so erasure can find them."""
-        self.redis.sadd(member_events_key(key), event_id)
-
-    def set_paused(self, key: str, subscription: str, paused: bool) -> None:
-        if paused:
-            self.redis.sadd(member_paused_key(key), subscription)
-        else:
-            self.redis.srem(member_paused_key(key), subscription)
-
-    def is_paused(self, key: str) -> bool:
-        return bool(self.redis.scard(member_paused_key(key)))
+    def send_checks(self, sequence_id: str, member: Member) -> SendChecks:
+        """What a send checks first, read in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(sequence_key(sequence_id))
+        pipe.hexists(SUPPRESSED_KEY, member_key(member.email))
+        pipe.hgetall(feedback_key(sequence_id))
+        pipe.scard(member_paused_key(member.key))
+        seq, suppressed, feedback, paused = pipe.execute()
+        return SendChecks(
+            sequence=Sequence.from_hash(sequence_id, seq) if seq and "locale" in seq else None,
+            suppressed=bool(suppressed),
+            feedback=Feedback.from_hash(sequence_id, feedback) if feedback else None,
+            paused=bool(paused),
+        )
 
     def erase_member(self, key: str) -> int:
         """Delete everything stored about a member except the suppression entry (keyed by a
@@ -604,11 +623,11 @@ class Store:
     # member): the counts must not depend on what the playbook did.
 
     def record_cancellation(self, record: Cancellation) -> bool:
-        """Write the record once; False if it exists (a re-run of the same event)."""
+        """Write the record; False if it existed (a re-run of the same event, which
+        writes the same values again). One round trip."""
         key = cancellation_key(record.event_id)
-        if not self.redis.hsetnx(key, "member_key", record.member_key):
-            return False
         pipe = self.redis.pipeline()
+        pipe.hsetnx(key, "member_key", record.member_key)
         pipe.hset(
             key,
             mapping={
@@ -629,8 +648,7 @@ class Store:
                 record.membership_id,
                 record.membership_title or record.membership_id,
             )
-        pipe.execute()
-        return True
+        return bool(pipe.execute()[0])
 
     def load_cancellation(self, event_id: str) -> Cancellation | None:
         data = self.redis.hgetall(cancellation_key(event_id))
@@ -866,6 +884,27 @@ class Store:
 
     def scheduler_alive(self, queue_name: str) -> bool:
         return bool(self.redis.exists(scheduler_lock_key(queue_name)))
+
+
+def _member_fields(member: Member, extra: Mapping[str, str]) -> dict[str, str]:
+    return {
+        "email": member.email,
+        "member_id": member.id,
+        "first_name": member.first_name,
+        "last_name": member.last_name,
+        **({"locale": member.locale} if member.locale else {}),
+        **extra,
+    }
+
+
+@dataclass(frozen=True)
+class SendChecks:
+    """A step's send-time state: its sequence, and what may stop it going out."""
+
+    sequence: Sequence | None
+    suppressed: bool
+    feedback: Feedback | None
+    paused: bool  # any of the member's subscriptions
 
 
 def _label_value(value: object) -> str:
