@@ -170,3 +170,43 @@ def test_the_worker_lowers_its_cpu_priority_by_the_setting():
     env["FAREWELL_WORKER_NICE"] = "0"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "0", out.stderr
+
+
+def test_a_scheduled_step_is_written_as_rq_would_schedule_it(redis_url):
+    """The win-back step every cancellation plans skips RQ's Job object too: same hash,
+    same scheduled-registry entry as RQ's enqueue_in."""
+    from datetime import timedelta
+
+    from worker.queues import SEND_RETRY, SEND_STEP, STEP_RESULT_TTL, schedule_step
+
+    queue = make_queue(rq_connection(redis_url), "farewell")
+    delay = timedelta(days=14)
+    assert schedule_step(queue, "seq-1", "win_back", delay)
+    queue.enqueue_in(
+        delay,
+        SEND_STEP,
+        "seq-2",
+        "win_back",
+        job_id="reference",
+        retry=SEND_RETRY,
+        result_ttl=STEP_RESULT_TTL,
+        failure_ttl=30 * 24 * 3600,
+    )
+    ours = queue.connection.hgetall(Job.key_for("step-seq-1-win_back"))
+    theirs = queue.connection.hgetall(Job.key_for("reference"))
+    varying = {b"created_at", b"data", b"description"}
+    assert set(ours) == set(theirs)
+    assert {k: v for k, v in ours.items() if k not in varying} == {
+        k: v for k, v in theirs.items() if k not in varying
+    }
+    registry = queue.scheduled_job_registry
+    assert sorted(registry.get_job_ids()) == ["reference", "step-seq-1-win_back"]
+    due = [registry.get_scheduled_time(j) for j in ("step-seq-1-win_back", "reference")]
+    assert abs((due[0] - due[1]).total_seconds()) <= 1
+    job = Job.fetch("step-seq-1-win_back", connection=queue.connection, serializer=queue.serializer)
+    assert (job.func_name, job.args, job.get_status()) == (
+        SEND_STEP,
+        ["seq-1", "win_back"],
+        "scheduled",
+    )
+    assert queue.connection.ttl(Job.key_for("step-seq-1-win_back")) == -1

@@ -55,6 +55,8 @@ HEADERS = (
         {"to_name": "Jane\r\nBcc: victim@example.com", "subject": "Hi\nBcc: x@example.com"},
         {"to_name": "", "subject": "plain ascii", "headers": {}},
         {"text": "one\r\ntwo\rthree\u2028same line\n\n", "html": "<p>no final newline</p>"},
+        # Longer than one encoded-word, with 4-byte characters across the chunk edges.
+        {"subject": "Obrigado, João — podemos perguntar uma coisa? 👩‍💻🎉 " * 4},
     ],
 )
 def test_wire_bytes_reads_back_like_to_mime(overrides):
@@ -77,10 +79,12 @@ def test_wire_bytes_reads_back_like_to_mime(overrides):
 
 
 def test_wire_bytes_is_smtp_safe():
-    data = wire_bytes(_outgoing())
+    data = wire_bytes(_outgoing(subject="Até logo, João — " + "ç😀" * 60))
     lines = data.split(b"\r\n")
     assert b"\n" not in b"".join(lines)  # CRLF only
     assert max(len(line) for line in lines) <= 998
+    encoded = [line for line in lines if b"=?utf-8?b?" in line]
+    assert len(encoded) > 2 and max(len(line) for line in encoded) <= 76  # RFC 2047
     data.decode("ascii")  # 7-bit: no 8BITMIME needed
 
 

@@ -6,11 +6,12 @@ RQ gets its own Redis client: it stores bytes and needs `decode_responses=False`
 
 from __future__ import annotations
 
+import calendar
 import math
 import random
 import zlib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from redis import Redis
@@ -36,6 +37,8 @@ SEND_BACKOFF_CAP = 3600.0
 EVENT_RETRY = Retry(max=5, interval=[5, 30, 120, 600, 1800])
 JOB_TIMEOUT = 60
 HANDLE_EVENT = "worker.jobs.handle_event"
+SEND_STEP = "worker.jobs.send_step"
+STEP_RESULT_TTL = 7 * 24 * 3600
 # A handled event's job is deleted at once: its outcome is in the store (member, sequence,
 # send claims), and RQ's result stream per job was ~70% of Redis memory per cancellation.
 # Failed jobs stay 30 days (failure_ttl), for an operator to retry.
@@ -95,69 +98,100 @@ def enqueue_event(queue: Queue, event_id: str) -> Job:
 
 
 def event_job_record(queue: Queue, event_id: str) -> JobRecord:
-    """The handle_event job as RQ's enqueue would write it (hash fields from RQ's own
-    Job.to_dict), for the intake's Lua call to write atomically with the event.
-
-    Built once per queue from a real RQ job; per event only the fields that carry the
-    event id or the time are made again, the way RQ makes them (a webhook's hot path).
-    """
-    template = _EVENT_JOB_TEMPLATES.get(queue.name) or _event_job_template(queue)
-    args = (event_id,)
-    stamp = utcformat(now())
-    varying = {
-        "created_at": stamp,
-        "enqueued_at": stamp,
-        "data": zlib.compress(queue.serializer.dumps((HANDLE_EVENT, None, args, {}))),
-        "description": get_call_string(HANDLE_EVENT, args, {}, max_length=75) or "",
-    }
-    fields: list[str | bytes] = []
-    for name, value in template:
-        fields += [name, varying.get(name, value)]
+    """The handle_event job as RQ's enqueue would write it, for the intake's Lua call to
+    write atomically with the event."""
     job_id = event_job_id(event_id)
     return JobRecord(
         id=job_id,
         key=Job.key_for(job_id),
         queue_key=queue.key,
         queues_key=queue.redis_queues_keys,
-        fields=tuple(fields),
+        fields=job_fields(
+            queue, HANDLE_EVENT, (event_id,), JobStatus.QUEUED, _event_job_options("-")
+        ),
     )
 
 
-_EVENT_JOB_TEMPLATES: dict[str, tuple[tuple[str, str | bytes], ...]] = {}
+def job_fields(
+    queue: Queue, func: str, args: tuple[str, ...], status: JobStatus, options: dict[str, Any]
+) -> tuple[str | bytes, ...]:
+    """A job's hash fields (flat name, value, ...) exactly as RQ's Job.to_dict writes them.
+
+    Built once per (queue, function, status) from a real RQ job; per job only the fields
+    that carry the arguments or the time are made again, the way RQ makes them: RQ's own
+    job creation was a large part of a webhook's and of a cancellation's CPU. `options`
+    must be the same on every call for one (queue, function, status); the job id is not
+    part of the hash.
+    """
+    key = (queue.name, func, status)
+    template = _JOB_TEMPLATES.get(key)
+    if template is None:
+        job = queue.create_job(func, status=status, **{**options, "args": ("-",) * len(args)})
+        job.origin = queue.name
+        if status is JobStatus.QUEUED:
+            job.enqueued_at = now()
+        template = _JOB_TEMPLATES[key] = tuple(
+            (name, value if isinstance(value, bytes | str) else str(value))
+            for name, value in job.to_dict().items()
+            if value is not None
+        )
+    stamp = utcformat(now())
+    varying = {
+        "created_at": stamp,
+        "enqueued_at": stamp if status is JobStatus.QUEUED else "",
+        "data": zlib.compress(queue.serializer.dumps((func, None, args, {}))),
+        "description": get_call_string(func, args, {}, max_length=75) or "",
+    }
+    fields: list[str | bytes] = []
+    for name, value in template:
+        fields += [name, varying.get(name, value)]
+    return tuple(fields)
 
 
-def _event_job_template(queue: Queue) -> tuple[tuple[str, str | bytes], ...]:
-    job = queue.create_job(HANDLE_EVENT, status=JobStatus.QUEUED, **_event_job_options("-"))
-    job.origin = queue.name
-    job.enqueued_at = now()
-    template = tuple(
-        (name, value if isinstance(value, bytes | str) else str(value))
-        for name, value in job.to_dict().items()
-        if value is not None
-    )
-    _EVENT_JOB_TEMPLATES[queue.name] = template
-    return template
+_JOB_TEMPLATES: dict[tuple[str, str, JobStatus], tuple[tuple[str, str | bytes], ...]] = {}
 
 
 def schedule_step(
     queue: Queue, sequence_id: str, step: str, delay: timedelta, *, earlier_attempts: int = 0
 ) -> bool:
-    """Schedule one step under a deterministic id; False if it was planned already.
+    """Schedule one step under a deterministic id; False if it was queued already (a
+    scheduled one is written again, identical: same id, same due time).
     `earlier_attempts`: transient failures before the job existed (see send_retry)."""
     job_id = step_job_id(sequence_id, step)
-    options = {
+    options: dict[str, Any] = {
         "job_id": job_id,
-        "meta": {EARLIER_ATTEMPTS: earlier_attempts} if earlier_attempts else None,
         "retry": SEND_RETRY,
-        "result_ttl": 7 * 24 * 3600,
+        "result_ttl": STEP_RESULT_TTL,
         "failure_ttl": 30 * 24 * 3600,
-        "unique": True,
     }
+    if delay > timedelta(0) and not earlier_attempts:
+        _schedule(queue, job_id, SEND_STEP, (sequence_id, step), options, now() + delay)
+        return True
+    options.update(meta={EARLIER_ATTEMPTS: earlier_attempts} if earlier_attempts else None)
     try:
         if delay > timedelta(0):
-            queue.enqueue_in(delay, "worker.jobs.send_step", sequence_id, step, **options)
+            queue.enqueue_in(delay, SEND_STEP, sequence_id, step, **options)
         else:
-            queue.enqueue_call("worker.jobs.send_step", args=(sequence_id, step), **options)
+            queue.enqueue_call(SEND_STEP, args=(sequence_id, step), unique=True, **options)
     except DuplicateJobError:
         return False
     return True
+
+
+def _schedule(
+    queue: Queue,
+    job_id: str,
+    func: str,
+    args: tuple[str, ...],
+    options: dict[str, Any],
+    at: datetime,
+) -> None:
+    """What RQ's enqueue_at writes (job hash, scheduled registry, queues set), in one
+    round trip instead of two and without building an RQ Job."""
+    fields = job_fields(queue, func, args, JobStatus.SCHEDULED, options)
+    pipe = queue.connection.pipeline(transaction=False)
+    pipe.sadd(queue.redis_queues_keys, queue.key)
+    pipe.hset(Job.key_for(job_id), items=list(fields))
+    pipe.persist(Job.key_for(job_id))
+    pipe.zadd(queue.scheduled_job_registry.key, {job_id: calendar.timegm(at.utctimetuple())})
+    pipe.execute()

@@ -472,7 +472,7 @@ class Store:
         }
         if not self.redis.hsetnx(key, "member_key", seq.member_key):
             return False
-        pipe = self.redis.pipeline()
+        pipe = self.redis.pipeline(transaction=False)
         pipe.hset(key, mapping=mapping)
         pipe.sadd(member_sequences_key(seq.member_key), seq.id)
         pipe.execute()
@@ -626,7 +626,7 @@ class Store:
         """Write the record; False if it existed (a re-run of the same event, which
         writes the same values again). One round trip."""
         key = cancellation_key(record.event_id)
-        pipe = self.redis.pipeline()
+        pipe = self.redis.pipeline(transaction=False)
         pipe.hsetnx(key, "member_key", record.member_key)
         pipe.hset(
             key,

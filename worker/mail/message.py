@@ -7,7 +7,6 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
@@ -77,7 +76,29 @@ def _header(name: str, value: str) -> _Folded:
     value = _clean(value)
     if value.isascii():
         return _Folded(value)
-    return _Folded(Header(value, "utf-8", header_name=name).encode(linesep="\r\n"))
+    return _Folded(encoded_words(value))
+
+
+def encoded_words(value: str, chunk_bytes: int = 39) -> str:
+    """RFC 2047 base64 encoded-words, one per folded line: each holds at most
+    `chunk_bytes` of UTF-8 (a 64-character word, so even a first line with a long header
+    name stays within 76) and never splits a character. The email package's Header does
+    the same with far more work per character."""
+    words: list[str] = []
+    chunk = bytearray()
+    for char in value:
+        encoded = char.encode("utf-8")
+        if len(chunk) + len(encoded) > chunk_bytes:
+            words.append(_encoded_word(chunk))
+            chunk = bytearray()
+        chunk += encoded
+    if chunk:
+        words.append(_encoded_word(chunk))
+    return "\r\n ".join(words)
+
+
+def _encoded_word(data: bytes | bytearray) -> str:
+    return f"=?utf-8?b?{base64.b64encode(data).decode('ascii')}?="
 
 
 def _address(name: str, addr: str) -> _Folded:
