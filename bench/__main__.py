@@ -115,7 +115,8 @@ def base_env() -> dict[str, str]:
     return {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("FAREWELL_") and k not in ("REDIS_URL", "PORT")
+        if (not k.startswith("FAREWELL_") or k == "FAREWELL_WORKER_NICE")
+        and k not in ("REDIS_URL", "PORT")
     }
 
 

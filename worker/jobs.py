@@ -180,14 +180,13 @@ def start_sequence(event: Event, came_back: str | None) -> str:
         return "no new sequence: the member came back after this cancellation"
     steps = rt.playbook.steps_for(membership_id)
     cooldown = rt.settings.sequence_cooldown_days * 24 * 3600
-    holder = rt.store.claim_cooldown(seq.member_key, seq.id, cooldown)
-    if holder is not None:
-        return f"no new sequence: member is in the cooldown of sequence {holder}"
-    created = rt.store.create_sequence(seq, {s.id: s.stream for s in steps})
-    if not created:
-        existing = rt.store.load_sequence(seq.id)
-        if existing is None or existing.status != "active":
-            return "sequence exists (stopped), nothing planned"
+    plan = {s.id: s.stream for s in steps}
+    outcome, detail = rt.store.start_sequence(seq, plan, cooldown)
+    if outcome == "cooldown":
+        return f"no new sequence: member is in the cooldown of sequence {detail}"
+    created = outcome == "created"
+    if not created and detail != "active":
+        return "sequence exists (stopped), nothing planned"
     planned = 0
     sent_now: list[str] = []
     now = utcnow()

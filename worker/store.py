@@ -221,6 +221,23 @@ return 0
 """
 
 
+# A cancellation's sequence: the member's cooldown (KEYS[1], skipped when ARGV[2] is 0)
+# is held by this sequence (ARGV[1]) or another one, then the sequence hash (KEYS[2]) is
+# created once, with the member's sequence set (KEYS[3]). ARGV[4..]: the hash's fields.
+_START_SCRIPT = """
+if tonumber(ARGV[2]) > 0 and not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+  local holder = redis.call('GET', KEYS[1])
+  if holder and holder ~= ARGV[1] then return {'cooldown', holder} end
+end
+if redis.call('HSETNX', KEYS[2], 'member_key', ARGV[3]) == 0 then
+  return {'exists', redis.call('HGET', KEYS[2], 'status') or ''}
+end
+redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+redis.call('SADD', KEYS[3], ARGV[1])
+return {'created', ''}
+"""
+
+
 # Send claim and the per-sequence email cap in one step (see Store.claim_send): a step may
 # take its claim only if the sequence has not already claimed `cap` other steps; a
 # `sending|owner|at` claim whose owner has no heartbeat is taken over.
@@ -346,6 +363,7 @@ class Store:
         self.redis = redis
         self._accept = redis.register_script(_ACCEPT_SCRIPT)
         self._claim = redis.register_script(_CLAIM_SCRIPT)
+        self._start = redis.register_script(_START_SCRIPT)
         self._commit = redis.register_script(_COMMIT_SCRIPT)
         self._release = redis.register_script(_RELEASE_SCRIPT)
         self._hit = redis.register_script(_RATE_SCRIPT)
@@ -458,9 +476,17 @@ class Store:
 
         `plan` maps each planned step to its stream, so pending steps can be found and
         cancelled later without the playbook (the web side has none)."""
-        key = sequence_key(seq.id)
-        mapping = {
-            "plan": json.dumps(dict(plan or {})),
+        outcome, _ = self.start_sequence(seq, plan or {}, cooldown=0)
+        return outcome == "created"
+
+    def start_sequence(
+        self, seq: Sequence, plan: Mapping[str, str], cooldown: int
+    ) -> tuple[str, str]:
+        """Take the member's cooldown for this sequence (0: none) and create the sequence,
+        in one atomic step. Returns ("created", ""), ("exists", its status) for a replayed
+        cancellation, or ("cooldown", the id of the sequence that holds it)."""
+        fields = {
+            "plan": json.dumps(dict(plan)),
             "member_key": seq.member_key,
             "event_id": seq.event_id,
             "membership_id": seq.membership_id,
@@ -470,13 +496,16 @@ class Store:
             "access_ends_at": seq.access_ends_at,
             "status": seq.status,
         }
-        if not self.redis.hsetnx(key, "member_key", seq.member_key):
-            return False
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(key, mapping=mapping)
-        pipe.sadd(member_sequences_key(seq.member_key), seq.id)
-        pipe.execute()
-        return True
+        keys = [
+            cooldown_key(seq.member_key),
+            sequence_key(seq.id),
+            member_sequences_key(seq.member_key),
+        ]
+        args = [seq.id, cooldown, seq.member_key]
+        for name, value in fields.items():
+            args += [name, value]
+        outcome, detail = self._start(keys=keys, args=args)
+        return outcome, detail
 
     def load_sequence(self, sequence_id: str) -> Sequence | None:
         data = self.redis.hgetall(sequence_key(sequence_id))
@@ -501,15 +530,6 @@ class Store:
         mapping = {"status": "stopped", "outcome": outcome, "came_back_at": repr(at)}
         self.redis.hset(key, mapping=mapping)
         return True
-
-    def claim_cooldown(self, key: str, sequence_id: str, seconds: int) -> str | None:
-        """Take the member's cooldown for this sequence. None if this sequence holds it (now
-        or already: a replay); else the id of the sequence that holds it."""
-        ck = cooldown_key(key)
-        if self.redis.set(ck, sequence_id, nx=True, ex=seconds):
-            return None
-        holder = self.redis.get(ck)
-        return None if holder in (None, sequence_id) else holder
 
     def send_checks(self, sequence_id: str, member: Member) -> SendChecks:
         """What a send checks first, read in one round trip."""
