@@ -172,6 +172,31 @@ def test_smtp_temporary_refusal_retries_and_then_delivers_once(
     assert len(smtp_server.sink.messages) == 1
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"no dot at a line start\r\n",
+        b".a dot first\r\n..two dots\r\nmiddle . dot\r\n.\r\nend",  # and no final CRLF
+    ],
+)
+def test_data_dot_stuffs_only_what_needs_it_and_the_server_reads_back_the_message(
+    smtp_server, body
+):
+    import smtplib
+
+    from worker.mail.smtp import _data
+
+    message = b"Subject: dots\r\n\r\n" + body
+    with smtplib.SMTP(smtp_server.host, smtp_server.port) as conn:
+        conn.ehlo()
+        conn.mail("a@example.com")
+        conn.rcpt("b@example.com")
+        assert _data(conn, message)[0] == 250
+    [received] = smtp_server.sink.messages
+    expected = body if body.endswith(b"\r\n") else body + b"\r\n"
+    assert received.get_payload().encode() == expected  # stuffing undone by the server
+
+
 def test_smtp_server_down_is_transient(smtp_settings):
     from devstack.redis_server import free_port
     from worker.mail.errors import TransientMailError

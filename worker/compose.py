@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from email.utils import parseaddr
 from urllib.parse import urlencode, urlsplit
 
 from .events import Member
 from .incentives import NO_OFFER, Offer
-from .mail.message import OutgoingEmail
+from .mail.message import OutgoingEmail, split_address
 from .playbook import Step
 from .reasons import Reason
 from .render import RenderedEmail, Renderer
@@ -46,7 +45,7 @@ def template_context(
     `coupon_offer` its one-line description if the playbook gives one; `feedback_given`
     says whether the member already answered the survey."""
     urls = links(settings, seq.id)
-    sender_name = parseaddr(settings.mail_from)[0] or settings.site_name
+    sender_name = split_address(settings.mail_from)[0] or settings.site_name
     return {
         "first_name": member.first_name,
         "last_name": member.last_name,

@@ -7,6 +7,7 @@ a feedback token cannot unsubscribe and an unsubscribe token cannot open a surve
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import lru_cache
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
@@ -24,6 +25,7 @@ class InvalidToken(ValueError):
     """Tampered, expired or of the wrong scope."""
 
 
+@lru_cache(maxsize=16)
 def _serializer(secret: str, scope: Scope) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt=f"farewell.{scope.value}")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from email.utils import parseaddr
 
 from .errors import MailConfigError, RecipientRejected
 from .http import (
@@ -20,7 +19,7 @@ from .http import (
     json_body,
     raise_for_common_status,
 )
-from .message import OutgoingEmail, clean_header
+from .message import OutgoingEmail, clean_header, split_address
 
 DEFAULT_API_BASE = "https://api.sendgrid.com"
 _RECIPIENT_FIELD = re.compile(r"^personalizations\.\d+\.to\.\d+\.email$")
@@ -44,7 +43,7 @@ def _address(name: str, email: str) -> dict[str, str]:
 
 def request_body(email: OutgoingEmail) -> dict[str, object]:
     """Our message as SendGrid's v3 mail/send JSON. Pure. Plain text must come first."""
-    sender_name, sender_addr = parseaddr(email.sender)
+    sender_name, sender_addr = split_address(email.sender)
     body: dict[str, object] = {
         "personalizations": [{"to": [_address(email.to_name, email.to)]}],
         "from": _address(sender_name, sender_addr),

@@ -6,15 +6,15 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .errors import MailConfigError, RecipientRejected, TransientMailError
-from .message import OutgoingEmail, wire_bytes
+from .message import OutgoingEmail, split_address, wire_bytes
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class SmtpTransport:
     def send(self, email: OutgoingEmail, commit: Callable[[], None] | None = None) -> str:
         """Send one message. `commit`, if given, is called once the envelope is accepted and
         just before DATA: the point after which the message may have been delivered."""
-        sender = parseaddr(email.sender)[1]
+        sender = split_address(email.sender)[1]
         data = wire_bytes(email)  # CRLF line ends, as SMTP wants
         for attempt in (1, 2):
             if self._conn is None:
@@ -126,7 +126,7 @@ class SmtpTransport:
                 self._reset()
                 raise
         try:
-            code, reply = self._conn.data(data)
+            code, reply = _data(self._conn, data)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             # The reply to DATA is what was lost: the server may have accepted the message.
             self._conn = None
@@ -165,3 +165,22 @@ class SmtpTransport:
                 self._conn.rset()
         except (OSError, smtplib.SMTPException):
             self._conn = None
+
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def _data(conn: smtplib.SMTP, data: bytes) -> tuple[int, bytes]:
+    """SMTP.data for a message whose lines already end in CRLF, dot-stuffing only when a
+    line starts with a dot: smtplib runs its regex over every message, and ours (base64
+    parts) never have one."""
+    conn.putcmd("data")
+    code, reply = conn.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    if data.startswith(b".") or b"\n." in data:
+        data = _LEADING_DOT.sub(b"..", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    conn.send(data + b".\r\n")
+    return conn.getreply()
