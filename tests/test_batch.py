@@ -132,3 +132,13 @@ def test_the_batch_of_a_dead_worker_goes_back_to_the_queue(runtime, post_hook, o
     assert redis.lrange(batch_key(owner), 0, -1) == [event_job_id(ids[2])]
     assert redis.smembers(BATCH_OWNERS_KEY) == {owner}
     assert batch.recover_dead(runtime.queue) == 0
+
+
+def test_a_batch_whose_settle_never_reached_redis_is_queued_again_by_the_next_take(
+    runtime, post_hook, owner
+):
+    ids = _cancel(post_hook, 4)
+    assert batch.take(runtime.queue, owner, 2) == [event_job_id(i) for i in ids[:2]]
+    # (the settle is lost: a Redis blip) ... the owner's next batch starts with them again
+    assert batch.take(runtime.queue, owner, 3) == [event_job_id(i) for i in ids[:3]]
+    assert _queued(runtime) == [event_job_id(ids[3])]

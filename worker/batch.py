@@ -8,8 +8,9 @@ Taking is one Lua call that moves the job ids at the head of the queue, while th
 event jobs, into `batch:{owner}` (the list of what this worker took). `settle` deletes the
 jobs that were handled and puts the rest back at the front of the queue, also atomically.
 A worker that dies in between leaves its list behind; `recover_dead` (the worker's sweep)
-puts those jobs back on the queue once the owner's heartbeat is gone. Handling an event
-twice is safe (jobs are idempotent); losing one is not, hence the list.
+puts those jobs back on the queue once the owner's heartbeat is gone, and a live worker
+whose settle failed (Redis unreachable) puts them back with its next `take`. Handling an
+event twice is safe (jobs are idempotent); losing one is not, hence the list.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ log = logging.getLogger(__name__)
 
 _EVENT_JOB_PREFIX = event_job_id("")
 
-# KEYS: queue list, batch list, batch owners set; ARGV: how many, job id prefix, owner
+# KEYS: queue list, batch list, batch owners set; ARGV: how many, job id prefix, owner.
+# Whatever is still in this owner's list (a settle that never reached Redis) goes back to
+# the front of the queue first: the owner runs one batch at a time, so none of it is live.
 _TAKE_SCRIPT = """
+while redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT') do end
 local taken = {}
 for _ = 1, tonumber(ARGV[1]) do
     local head = redis.call('LINDEX', KEYS[1], 0)
@@ -63,7 +67,8 @@ def event_id_of(job_id: str) -> str:
 
 def take(queue: Queue, owner: str, count: int) -> list[str]:
     """Move up to `count` event job ids from the head of the queue into the owner's batch
-    list. Stops at the first job that is not an event's (a step, a notification)."""
+    list. Stops at the first job that is not an event's (a step, a notification). Jobs
+    left in the list by an earlier batch whose settle failed are queued again first."""
     keys = [queue.key, batch_key(owner), BATCH_OWNERS_KEY]
     taken = _script(queue.connection, _TAKE_SCRIPT)(
         keys=keys, args=[count, _EVENT_JOB_PREFIX, owner]
