@@ -110,6 +110,19 @@ def test_the_sweeper_requeues_an_accepted_event_whose_job_was_lost(runtime):
     assert requeue_stale(runtime.store, runtime.queue, older_than=-1) == 0
 
 
+def test_the_sweeper_looks_at_the_oldest_pending_events_only(runtime):
+    events = [_event(n) for n in range(1, 4)]
+    for n, event in enumerate(events):
+        submit(runtime.store, runtime.queue, event, 60)
+        runtime.store.redis.zadd("farewell:pending", {event.event_id: 1000 + n})
+    for event in events:
+        Job.fetch(event_job_id(event.event_id), connection=runtime.queue.connection).delete()
+    assert requeue_stale(runtime.store, runtime.queue, older_than=-1, limit=2) == 2
+    assert runtime.queue.job_ids == [event_job_id(e.event_id) for e in events[:2]]
+    assert requeue_stale(runtime.store, runtime.queue, older_than=-1, limit=2) == 0
+    assert requeue_stale(runtime.store, runtime.queue, older_than=-1, limit=3) == 1
+
+
 def test_event_to_dict_matches_asdict_and_round_trips():
     from dataclasses import asdict
 

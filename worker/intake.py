@@ -14,6 +14,7 @@ from .queues import enqueue_event, event_job_id, event_job_record
 from .store import Store
 
 log = logging.getLogger(__name__)
+STALE_CHECK_LIMIT = 1000
 
 
 class Outcome(StrEnum):
@@ -37,16 +38,26 @@ def submit(
     return Outcome.QUEUED
 
 
-def requeue_stale(store: Store, queue: Queue, older_than: float = 60.0) -> int:
+def requeue_stale(
+    store: Store, queue: Queue, older_than: float = 60.0, limit: int = STALE_CHECK_LIMIT
+) -> int:
     """Queue again any accepted event that has no handling job at all.
 
-    A job that exists (queued, running, retrying, or failed for an operator to retry) is
-    left alone: only an enqueue that never reached Redis is repaired here.
+    A job that exists (queued, taken into a batch, running, retrying, or failed for an
+    operator to retry) is left alone: only an enqueue that never reached Redis is repaired
+    here. Only the `limit` oldest pending events are looked at per call, with one EXISTS
+    each in one round trip: during a wave thousands wait their turn, and the queue is
+    first in, first out, so a lost one becomes one of the oldest soon enough.
     """
+    stale = store.stale_pending(older_than, limit=limit)
+    if not stale:
+        return 0
+    pipe = queue.connection.pipeline(transaction=False)
+    for event_id in stale:
+        pipe.exists(Job.key_for(event_job_id(event_id)))
     requeued = 0
-    for event_id in store.stale_pending(older_than):
-        job_ids = [event_job_id(event_id)]
-        if Job.fetch_many(job_ids, connection=queue.connection, serializer=queue.serializer)[0]:
+    for event_id, exists in zip(stale, pipe.execute(), strict=True):
+        if exists:
             continue
         log.warning("requeueing event %s: accepted but never queued", event_id)
         enqueue_event(queue, event_id)

@@ -411,9 +411,15 @@ class Store:
     def finish_event(self, event_id: str) -> None:
         self.redis.zrem(PENDING_KEY, event_id)
 
-    def stale_pending(self, older_than: float, now: float | None = None) -> list[str]:
+    def stale_pending(
+        self, older_than: float, now: float | None = None, limit: int | None = None
+    ) -> list[str]:
+        """Events accepted more than `older_than` seconds ago and not yet handled, oldest
+        first (at most `limit`)."""
         cutoff = (now if now is not None else time.time()) - older_than
-        return list(self.redis.zrangebyscore(PENDING_KEY, "-inf", cutoff))
+        if limit is None:
+            return list(self.redis.zrangebyscore(PENDING_KEY, "-inf", cutoff))
+        return list(self.redis.zrangebyscore(PENDING_KEY, "-inf", cutoff, start=0, num=limit))
 
     def record_ping(self, source: str, detail: str) -> None:
         """A plugin's activation ping: nothing to act on, kept so operators can see it."""
