@@ -53,6 +53,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -933,12 +934,14 @@ class SendChecks:
     paused: bool  # any of the member's subscriptions
 
 
-def _label_value(value: object) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_.:" else "_" for ch in str(value))[:64]
+@lru_cache(maxsize=1024)
+def _label_value(value: str) -> str:
+    """Label values come from a small set (sources, kinds, transports): cleaned once."""
+    return "".join(ch if ch.isalnum() or ch in "-_.:" else "_" for ch in value)[:64]
 
 
 def metric_field(name: str, labels: Mapping[str, object]) -> str:
-    pairs = ",".join(f"{k}={_label_value(v)}" for k, v in sorted(labels.items()))
+    pairs = ",".join(f"{k}={_label_value(str(v))}" for k, v in sorted(labels.items()))
     return f"{name}|{pairs}"
 
 
