@@ -29,6 +29,9 @@ import time
 log = logging.getLogger("worker")
 
 PARENT_ENV = "FAREWELL_WORKER_PARENT"  # set in each process the supervisor starts
+# Set in a worker process once it was asked to stop: a second SIGTERM would make RQ stop
+# cold, in the middle of a job.
+stop_requested = threading.Event()
 RESTART_PAUSE = 5.0
 REFUSED = 2  # python -m worker's status for a configuration it refuses
 
@@ -87,6 +90,7 @@ def watch_parent(stop: threading.Event) -> None:
         return
     while not stop.wait(2.0):
         if os.getppid() != int(parent):
-            log.warning("worker supervisor %s is gone; stopping", parent)
-            os.kill(os.getpid(), signal.SIGTERM)
+            if not stop_requested.is_set():
+                log.warning("worker supervisor %s is gone; stopping", parent)
+                os.kill(os.getpid(), signal.SIGTERM)
             return
