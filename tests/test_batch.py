@@ -3,6 +3,7 @@ it (worker/batch.py), and nothing is lost when it fails, runs out of time, or di
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import timedelta
 
@@ -113,6 +114,18 @@ def test_events_not_reached_in_time_go_back_in_their_order(
     runtime, post_hook, owner, outbox, monkeypatch
 ):
     monkeypatch.setattr(jobs, "BATCH_SECONDS", -1.0)
+    ids = _cancel(post_hook, 4)
+    _one_rq_job(runtime)
+    assert len(outbox()) == 1
+    assert _queued(runtime) == [event_job_id(i) for i in ids[1:]]
+
+
+def test_a_worker_asked_to_stop_puts_the_rest_of_its_batch_back(
+    runtime, post_hook, owner, outbox, monkeypatch
+):
+    stopping = threading.Event()
+    stopping.set()  # SIGTERM arrived while the first event's job ran
+    monkeypatch.setattr(liveness, "stopping", stopping)
     ids = _cancel(post_hook, 4)
     _one_rq_job(runtime)
     assert len(outbox()) == 1

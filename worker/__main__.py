@@ -51,7 +51,7 @@ class FarewellWorker(SimpleWorker):
 
     def request_stop(self, signum, frame):
         self.stop_requested = True
-        pool.stop_requested.set()
+        liveness.stopping.set()
         super().request_stop(signum, frame)
 
     def perform_job(self, job: Job, queue: Queue) -> bool:
@@ -154,8 +154,8 @@ def main() -> int:
             except RedisError as exc:
                 log.warning("worker lost Redis (%s)", type(exc).__name__)
             # Between workers, a signal stops us here rather than in RQ's handlers.
-            signal.signal(signal.SIGTERM, lambda *_: (stopping.set(), pool.stop_requested.set()))
-            signal.signal(signal.SIGINT, lambda *_: (stopping.set(), pool.stop_requested.set()))
+            signal.signal(signal.SIGTERM, lambda *_: (stopping.set(), liveness.stopping.set()))
+            signal.signal(signal.SIGINT, lambda *_: (stopping.set(), liveness.stopping.set()))
             if worker.stop_requested:
                 break
             log.warning("RQ worker stopped without being asked to; restarting once Redis answers")

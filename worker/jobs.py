@@ -89,7 +89,8 @@ def _process_queued_behind() -> int:
 
     An event that fails here goes back to the front of the queue, where RQ runs it as a job
     of its own with the usual retries; the batch ends there. So do the events not reached
-    within BATCH_SECONDS (the job's own timeout must never cut a batch short).
+    within BATCH_SECONDS (the job's own timeout must never cut a batch short) or before
+    the worker was asked to stop.
     """
     rt = runtime()
     owner = liveness.owner()
@@ -101,7 +102,7 @@ def _process_queued_behind() -> int:
     deadline = time.monotonic() + BATCH_SECONDS
     try:
         for job_id in taken:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or liveness.stopping.is_set():
                 break
             event_id = batch.event_id_of(job_id)
             with logs.event_context(event_id):

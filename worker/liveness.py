@@ -22,6 +22,9 @@ from .store import ALIVE_TTL, alive_key
 
 log = logging.getLogger(__name__)
 _owner: str | None = None
+# Set once this process was asked to stop (SIGTERM, Ctrl-C): the job running then ends its
+# batch early, and nothing signals the process again.
+stopping = threading.Event()
 
 
 def new_owner_id() -> str:

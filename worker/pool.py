@@ -26,12 +26,11 @@ import sys
 import threading
 import time
 
+from . import liveness
+
 log = logging.getLogger("worker")
 
 PARENT_ENV = "FAREWELL_WORKER_PARENT"  # set in each process the supervisor starts
-# Set in a worker process once it was asked to stop: a second SIGTERM would make RQ stop
-# cold, in the middle of a job.
-stop_requested = threading.Event()
 RESTART_PAUSE = 5.0
 REFUSED = 2  # python -m worker's status for a configuration it refuses
 
@@ -90,7 +89,7 @@ def watch_parent(stop: threading.Event) -> None:
         return
     while not stop.wait(2.0):
         if os.getppid() != int(parent):
-            if not stop_requested.is_set():
+            if not liveness.stopping.is_set():  # a second SIGTERM would make RQ stop cold
                 log.warning("worker supervisor %s is gone; stopping", parent)
                 os.kill(os.getpid(), signal.SIGTERM)
             return
