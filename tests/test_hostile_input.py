@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import replace
 
@@ -181,7 +182,11 @@ def every_source_client(settings, runtime):
     secrets = {
         m.SECRET_SETTING: f"hostile-test-secret-{n:04d}" for n, m in enumerate(SOURCES.values())
     }
-    app = create_app({"TESTING": True, "SETTINGS": replace(settings, rate_limit="0", **secrets)})
+    # A Standard Webhooks secret is whsec_<base64>; Farewell refuses to start with another.
+    secrets["standard_secret"] = "whsec_" + base64.b64encode(b"hostile-test-secret").decode()
+    hostile = replace(settings, rate_limit="0", **secrets)
+    hostile.validate()  # only settings Farewell would start with
+    app = create_app({"TESTING": True, "SETTINGS": hostile})
     return app.test_client(), sorted(SOURCES)
 
 
