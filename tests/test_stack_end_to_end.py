@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -60,8 +61,12 @@ def test_make_run_stack_turns_a_webhook_into_an_email_and_stops_on_ctrl_c(tmp_pa
         assert message["Subject"] == "Thank you, Jane — may we ask one thing?"
 
         redis_port = int(re.search(r"Redis: redis://127\.0\.0\.1:(\d+)", banner).group(1))
+        # Every process of the stack: gunicorn's, the worker supervisor and its processes.
+        family = psutil.Process(proc.pid).children(recursive=True)
+        assert any("worker" in " ".join(p.cmdline()) for p in family)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=40) == 0
+        assert not [p.pid for p in family if p.is_running() and p.status() != "zombie"]
         assert "farewell: stopped." in (tmp_path / "run.log").read_text()
         assert not _port_open(port), "web still listening after Ctrl-C"
         assert not _port_open(redis_port), "redis still listening after Ctrl-C"
