@@ -8,6 +8,7 @@ the same totals; the spool backlog is this host's gauge.
     farewell_emails_total{transport,result}               sent, rejected, deferred, ...
     farewell_spool_replayed_total{result}                  events replayed from the spool
     farewell_spool_backlog                                 events waiting in this host's spool
+    farewell_events_pending                                accepted events not yet handled
     farewell_redis_up                                      1 when Redis answered this scrape
 """
 
@@ -33,7 +34,7 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render(counters: dict, backlog: int, redis_up: bool) -> str:
+def render(counters: dict, backlog: int, redis_up: bool, pending: int | None = None) -> str:
     lines: list[str] = []
     by_name: dict[str, list[tuple[tuple[tuple[str, str], ...], int]]] = {}
     for (name, labels), value in counters.items():
@@ -48,6 +49,16 @@ def render(counters: dict, backlog: int, redis_up: bool) -> str:
         "# HELP farewell_spool_backlog Events waiting in this host's local spool.",
         "# TYPE farewell_spool_backlog gauge",
         f"farewell_spool_backlog {backlog}",
+        *(
+            [
+                "# HELP farewell_events_pending Accepted events not yet handled by a worker "
+                "(the backlog of a wave).",
+                "# TYPE farewell_events_pending gauge",
+                f"farewell_events_pending {pending}",
+            ]
+            if pending is not None
+            else []
+        ),
         "# HELP farewell_redis_up 1 when Redis answered this scrape.",
         "# TYPE farewell_redis_up gauge",
         f"farewell_redis_up {1 if redis_up else 0}",
@@ -59,8 +70,9 @@ def render(counters: dict, backlog: int, redis_up: bool) -> str:
 def metrics() -> Response:
     services = get_services()
     try:
-        counters, redis_up = services.store.counters(), True
+        counters, pending = services.store.counters(), services.store.pending_count()
+        redis_up = True
     except RedisError:
-        counters, redis_up = {}, False
-    body = render(counters, services.spool.backlog(), redis_up)
+        counters, pending, redis_up = {}, None, False
+    body = render(counters, services.spool.backlog(), redis_up, pending)
     return Response(body, 200, content_type=CONTENT_TYPE)

@@ -165,6 +165,10 @@ def test_metrics_count_events_jobs_and_emails_across_processes(client, post_hook
     assert _metric(text, "farewell_jobs_total", job="send_step", outcome="ok") is None
     assert _metric(text, "farewell_emails_total", transport="outbox", result="sent") == 2
     assert _metric(text, "farewell_spool_backlog") == 0
+    assert _metric(text, "farewell_events_pending") == 0  # both handled
+    post_hook.memberpress(payloads.memberpress(email="c@example.com", subscription_id="3"))
+    text = client.get("/metrics").get_data(as_text=True)
+    assert _metric(text, "farewell_events_pending") == 1  # accepted, no worker ran yet
     assert _metric(text, "farewell_redis_up") == 1
     assert "# TYPE farewell_events_received_total counter" in text
 
@@ -173,6 +177,7 @@ def test_metrics_answer_without_redis(settings, runtime):
     dead = replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     text = create_app({"TESTING": True, "SETTINGS": dead}).test_client().get("/metrics").text
     assert _metric(text, "farewell_redis_up") == 0
+    assert _metric(text, "farewell_events_pending") is None  # unknown, not zero
 
 
 def test_healthz_reports_scheduler_spool_and_last_send_error(client, runtime, settings):

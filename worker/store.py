@@ -412,6 +412,10 @@ class Store:
     def finish_event(self, event_id: str) -> None:
         self.redis.zrem(PENDING_KEY, event_id)
 
+    def pending_count(self) -> int:
+        """Accepted events not yet handled: the backlog a wave builds."""
+        return int(self.redis.zcard(PENDING_KEY))
+
     def stale_pending(
         self, older_than: float, now: float | None = None, limit: int | None = None
     ) -> list[str]:
