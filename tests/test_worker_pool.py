@@ -89,3 +89,21 @@ def test_a_configuration_it_refuses_stops_it_with_status_2_before_any_process_st
     assert proc.wait(timeout=60) == 2
     log = (tmp_path / "worker.log").read_text()
     assert "refusing to start" in log and "supervising" not in log
+
+
+def test_a_worker_started_before_redis_waits_for_it_then_works(tmp_path, own_redis):
+    own_redis.kill()  # the port stays ours: nothing listens there yet
+    proc = _start(tmp_path, own_redis.url, FAREWELL_WORKER_PROCESSES="1")
+    try:
+        wait_for(
+            lambda: "waiting for it" in (tmp_path / "worker.log").read_text(), 30, "the wait"
+        )
+        assert proc.poll() is None
+        own_redis.start()
+        wait_for(lambda: _registered(own_redis.url) == 1, 30, "the RQ worker")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

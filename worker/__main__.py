@@ -97,6 +97,15 @@ def preflight() -> None:
     require_valid_templates(rt.settings, rt.playbook, rt.reasons)
 
 
+def _stop_on_signals(stopping: threading.Event) -> None:
+    def stop(signum: int, frame: object) -> None:
+        stopping.set()
+        liveness.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
 def _wait_for_redis(stopping: threading.Event) -> None:
     delay = 0.5
     while not stopping.is_set():
@@ -138,24 +147,28 @@ def main() -> int:
     threading.Thread(
         target=pool.watch_parent, args=(background,), name="parent", daemon=True
     ).start()
+    _stop_on_signals(stopping)
     try:
         while not stopping.is_set():
-            worker = FarewellWorker(
-                [rt.queue],
-                connection=rt.queue.connection,
-                serializer=rt.queue.serializer,
-                name=liveness.new_owner_id(),
-                maintenance_interval=MAINTENANCE_INTERVAL,
-            )
+            try:
+                worker = FarewellWorker(
+                    [rt.queue],
+                    connection=rt.queue.connection,
+                    serializer=rt.queue.serializer,
+                    name=liveness.new_owner_id(),
+                    maintenance_interval=MAINTENANCE_INTERVAL,
+                )
+            except RedisError as exc:  # RQ's worker names its Redis connection when built
+                log.warning("Redis unavailable (%s); waiting for it", type(exc).__name__)
+                _wait_for_redis(stopping)
+                continue
             liveness.set_owner(worker.name)
             try:
                 liveness.beat(rt.queue.connection, worker.name)
                 worker.work(with_scheduler=True)
             except RedisError as exc:
                 log.warning("worker lost Redis (%s)", type(exc).__name__)
-            # Between workers, a signal stops us here rather than in RQ's handlers.
-            signal.signal(signal.SIGTERM, lambda *_: (stopping.set(), liveness.stopping.set()))
-            signal.signal(signal.SIGINT, lambda *_: (stopping.set(), liveness.stopping.set()))
+            _stop_on_signals(stopping)  # between RQ workers, ours handle a stop
             if worker.stop_requested:
                 break
             log.warning("RQ worker stopped without being asked to; restarting once Redis answers")
