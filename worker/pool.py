@@ -7,7 +7,9 @@ that many ordinary worker processes going: each one the whole single-process wor
 own heartbeat, sweep and RQ SimpleWorker; RQ's scheduler lock picks one scheduler).
 
 - SIGTERM or SIGINT to the supervisor is passed on once to every process, which finishes
-  its job and exits (a warm shutdown); the supervisor exits when they all have.
+  its job and exits (a warm shutdown); the supervisor exits when they all have. A platform
+  that signals every process itself (Heroku does) sends the processes a second SIGTERM
+  within the same second, which RQ ignores rather than stopping cold.
 - A process that dies is replaced (at most once per RESTART_PAUSE per slot); its
   unfinished job and batch are put back by the other processes' sweep.
 - A process that refuses to start (status 2: bad configuration) stops them all, and the
