@@ -95,9 +95,7 @@ def test_a_worker_started_before_redis_waits_for_it_then_works(tmp_path, own_red
     own_redis.kill()  # the port stays ours: nothing listens there yet
     proc = _start(tmp_path, own_redis.url, FAREWELL_WORKER_PROCESSES="1")
     try:
-        wait_for(
-            lambda: "waiting for it" in (tmp_path / "worker.log").read_text(), 30, "the wait"
-        )
+        wait_for(lambda: "waiting for it" in (tmp_path / "worker.log").read_text(), 30, "the wait")
         assert proc.poll() is None
         own_redis.start()
         wait_for(lambda: _registered(own_redis.url) == 1, 30, "the RQ worker")
