@@ -480,3 +480,15 @@ def test_a_send_clears_the_last_send_error_only_when_it_was_about_its_stream(run
     store.record_sent("seq", "winback", "m-2", stream="marketing", **sent)
     assert store.last_send_error() is None
     assert store.redis.get(keys.send_claim_key("seq", "winback")) == "sent:m-2"
+
+
+def test_a_stop_that_lands_before_rqs_own_handlers_is_not_lost(runtime, caplog):
+    """SIGTERM while an RQ worker starts up reaches our handler, not RQ's: the worker must
+    then stop before its first dequeue instead of running on."""
+    queue = runtime.queue
+    worker = FarewellWorker([queue], connection=queue.connection, serializer=queue.serializer)
+    worker.stop_before_work()
+    with caplog.at_level(logging.INFO, logger="rq.worker"):
+        worker.work(with_scheduler=False, max_idle_time=5)
+    assert "stopping on request" in caplog.text
+    assert worker.stop_requested

@@ -54,6 +54,12 @@ class FarewellWorker(SimpleWorker):
         liveness.stopping.set()
         super().request_stop(signum, frame)
 
+    def stop_before_work(self) -> None:
+        """A stop that arrived before RQ's own signal handlers were installed (while it
+        started up): its loop then ends before taking a job."""
+        self.stop_requested = True
+        self._stop_requested = True  # RQ's loop checks this before every dequeue
+
     def perform_job(self, job: Job, queue: Queue) -> bool:
         first = job.args[0] if job.args else None
         event_id = first if isinstance(first, str) and _EVENT_ID.match(first) else None
@@ -97,10 +103,15 @@ def preflight() -> None:
     require_valid_templates(rt.settings, rt.playbook, rt.reasons)
 
 
-def _stop_on_signals(stopping: threading.Event) -> None:
+def _stop_on_signals(stopping: threading.Event, starting: list[FarewellWorker]) -> None:
+    """Our handlers while no RQ worker loop has its own: between workers, and while one
+    starts up (`starting`), when a stop would otherwise be lost."""
+
     def stop(signum: int, frame: object) -> None:
         stopping.set()
         liveness.stopping.set()
+        for worker in starting:
+            worker.stop_before_work()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -147,7 +158,8 @@ def main() -> int:
     threading.Thread(
         target=pool.watch_parent, args=(background,), name="parent", daemon=True
     ).start()
-    _stop_on_signals(stopping)
+    starting: list[FarewellWorker] = []
+    _stop_on_signals(stopping, starting)
     try:
         while not stopping.is_set():
             try:
@@ -163,12 +175,16 @@ def main() -> int:
                 _wait_for_redis(stopping)
                 continue
             liveness.set_owner(worker.name)
+            starting[:] = [worker]
+            if stopping.is_set():
+                worker.stop_before_work()
             try:
                 liveness.beat(rt.queue.connection, worker.name)
                 worker.work(with_scheduler=True)
             except RedisError as exc:
                 log.warning("worker lost Redis (%s)", type(exc).__name__)
-            _stop_on_signals(stopping)  # between RQ workers, ours handle a stop
+            starting.clear()
+            _stop_on_signals(stopping, starting)  # between RQ workers, ours handle a stop
             if worker.stop_requested:
                 break
             log.warning("RQ worker stopped without being asked to; restarting once Redis answers")
