@@ -69,22 +69,11 @@ def wire_bytes(email: OutgoingEmail) -> bytes:
         return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
 
 
-@dataclass(frozen=True)
-class _Folded:
-    """A header value already encoded and folded; compat32 writes such objects as they are
-    (it would otherwise re-fold a long URL onto a continuation line)."""
-
-    text: str
-
-    def encode(self, linesep: str = "\n", maxlinelen: int | None = None) -> str:
-        return self.text
-
-
-def _header(name: str, value: str) -> _Folded:
+def _header(value: str) -> str:
+    """A header value as written: ASCII as it is (a long URL stays on one line), anything
+    else as encoded-words."""
     value = _clean(value)
-    if value.isascii():
-        return _Folded(value)
-    return _Folded(encoded_words(value))
+    return value if value.isascii() else encoded_words(value)
 
 
 def encoded_words(value: str, chunk_bytes: int = 39) -> str:
@@ -109,9 +98,9 @@ def _encoded_word(data: bytes | bytearray) -> str:
     return f"=?utf-8?b?{base64.b64encode(data).decode('ascii')}?="
 
 
-def _address(name: str, addr: str) -> _Folded:
+def _address(name: str, addr: str) -> str:
     addr.encode("ascii")  # an SMTPUTF8 address raises UnicodeError: to_mime's job
-    return _Folded(formataddr((_clean(name), addr), charset="utf-8"))
+    return formataddr((_clean(name), addr), charset="utf-8")
 
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
@@ -134,13 +123,13 @@ def _wire_bytes(email: OutgoingEmail) -> bytes:
     lines = [
         f'Content-Type: multipart/alternative; boundary="{boundary}"',
         "MIME-Version: 1.0",
-        f"From: {_address(sender_name, sender_addr).text}",
-        f"To: {_address(email.to_name, email.to).text}",
-        f"Subject: {_header('Subject', email.subject).text}",
+        f"From: {_address(sender_name, sender_addr)}",
+        f"To: {_address(email.to_name, email.to)}",
+        f"Subject: {_header(email.subject)}",
         f"Date: {formatdate(localtime=False, usegmt=True)}",
         f"Message-ID: {_clean(email.message_id)}",
     ]
-    lines += [f"{name}: {_header(name, value).text}" for name, value in email.headers.items()]
+    lines += [f"{name}: {_header(value)}" for name, value in email.headers.items()]
     lines.append("")
     for subtype, body in (("plain", email.text), ("html", email.html)):
         lines += [
