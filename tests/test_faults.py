@@ -239,9 +239,11 @@ def test_two_workers_racing_the_same_steps_send_each_once(tmp_path):
             )
             for i in range(40):
                 member = Member(email=member_email(i), id=str(i), first_name=f"M{i}")
-                store.save_member(member)
-                store.create_sequence(
-                    Sequence(f"race-{i}", member.key, f"race-{i}", "3006", "Gold", "en", 0.0)
+                store.note_member_event(member, f"race-{i}", {})
+                store.start_sequence(
+                    Sequence(f"race-{i}", member.key, f"race-{i}", "3006", "Gold", "en", 0.0),
+                    {},
+                    cooldown=3600,
                 )
                 # The same step twice, back to back: both workers take one at once.
                 for copy in "ab":

@@ -251,19 +251,18 @@ def deliver_step(sequence_id: str, step_id: str, member: Member | None = None) -
     try again. `member`: the member as the caller just saved it, saving a read.
     """
     rt = runtime()
-    if member is None:
-        seq = rt.store.load_sequence(sequence_id)
-        if seq is None:
-            return _skip(sequence_id, step_id, "sequence no longer exists")
-        member = rt.store.load_member(seq.member_key)
-        if member is None:
-            return _skip(sequence_id, step_id, "member erased")
-    checks = rt.store.send_checks(sequence_id, member)
+    member_key = member.key if member else rt.store.sequence_member_key(sequence_id)
+    if member_key is None:
+        return _skip(sequence_id, step_id, "sequence no longer exists")
+    checks = rt.store.send_checks(sequence_id, member_key, with_member=member is None)
     seq = checks.sequence
     if seq is None:
         return _skip(sequence_id, step_id, "sequence no longer exists")
     if seq.status != "active":
         return _skip(sequence_id, step_id, f"sequence {seq.status}")
+    member = member or checks.member
+    if member is None:
+        return _skip(sequence_id, step_id, "member erased")
     step = rt.playbook.step(seq.membership_id, step_id)
     if step is None:
         return _skip(sequence_id, step_id, "step no longer in the playbook")

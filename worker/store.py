@@ -222,11 +222,11 @@ return 0
 """
 
 
-# A cancellation's sequence: the member's cooldown (KEYS[1], skipped when ARGV[2] is 0)
-# is held by this sequence (ARGV[1]) or another one, then the sequence hash (KEYS[2]) is
-# created once, with the member's sequence set (KEYS[3]). ARGV[4..]: the hash's fields.
+# A cancellation's sequence: the member's cooldown (KEYS[1], ARGV[2] seconds) is held by
+# this sequence (ARGV[1]) or another one, then the sequence hash (KEYS[2]) is created
+# once, with the member's sequence set (KEYS[3]). ARGV[4..]: the hash's fields.
 _START_SCRIPT = """
-if tonumber(ARGV[2]) > 0 and not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
   local holder = redis.call('GET', KEYS[1])
   if holder and holder ~= ARGV[1] then return {'cooldown', holder} end
 end
@@ -435,11 +435,6 @@ class Store:
 
     # --- members -----------------------------------------------------------------------
 
-    def save_member(self, member: Member, **extra: str) -> str:
-        key = member.key
-        self.redis.hset(member_hash_key(key), mapping=_member_fields(member, extra))
-        return key
-
     def note_member_event(
         self,
         member: Member,
@@ -466,36 +461,22 @@ class Store:
         return pipe.execute()[0]
 
     def load_member(self, key: str) -> Member | None:
-        data = self.redis.hgetall(member_hash_key(key))
-        if not data or "email" not in data:
-            return None
-        return Member(
-            email=data["email"],
-            id=data.get("member_id", ""),
-            first_name=data.get("first_name", ""),
-            last_name=data.get("last_name", ""),
-            locale=data.get("locale") or None,
-        )
+        return _member_from(self.redis.hgetall(member_hash_key(key)))
 
     def member_field(self, key: str, name: str) -> str | None:
         return self.redis.hget(member_hash_key(key), name)
 
     # --- sequences ---------------------------------------------------------------------
 
-    def create_sequence(self, seq: Sequence, plan: Mapping[str, str] | None = None) -> bool:
-        """Create the sequence once; False if it exists (a replayed cancellation).
-
-        `plan` maps each planned step to its stream, so pending steps can be found and
-        cancelled later without the playbook (the web side has none)."""
-        outcome, _ = self.start_sequence(seq, plan or {}, cooldown=0)
-        return outcome == "created"
-
     def start_sequence(
         self, seq: Sequence, plan: Mapping[str, str], cooldown: int
     ) -> tuple[str, str]:
-        """Take the member's cooldown for this sequence (0: none) and create the sequence,
-        in one atomic step. Returns ("created", ""), ("exists", its status) for a replayed
-        cancellation, or ("cooldown", the id of the sequence that holds it)."""
+        """Take the member's cooldown (`cooldown` seconds) for this sequence and create the
+        sequence, in one atomic step. Returns ("created", ""), ("exists", its status) for a
+        replayed cancellation, or ("cooldown", the id of the sequence that holds it).
+
+        `plan` maps each planned step to its stream, so pending steps can be found and
+        cancelled later without the playbook (the web side has none)."""
         fields = {
             "plan": json.dumps(dict(plan)),
             "member_key": seq.member_key,
@@ -519,10 +500,10 @@ class Store:
         return outcome, detail
 
     def load_sequence(self, sequence_id: str) -> Sequence | None:
-        data = self.redis.hgetall(sequence_key(sequence_id))
-        if not data or "locale" not in data:
-            return None
-        return Sequence.from_hash(sequence_id, data)
+        return _sequence_from(sequence_id, self.redis.hgetall(sequence_key(sequence_id)))
+
+    def sequence_member_key(self, sequence_id: str) -> str | None:
+        return self.redis.hget(sequence_key(sequence_id), "member_key")
 
     def planned_steps(self, sequence_id: str) -> dict[str, str]:
         """step id -> stream, as planned when the sequence started."""
@@ -542,16 +523,20 @@ class Store:
         self.redis.hset(key, mapping=mapping)
         return True
 
-    def send_checks(self, sequence_id: str, member: Member) -> SendChecks:
-        """What a send checks first, read in one round trip."""
+    def send_checks(self, sequence_id: str, member_key: str, *, with_member: bool) -> SendChecks:
+        """What a send checks first, read in one round trip (the member too if asked).
+        The suppression list is keyed by the same hash of the address as the member."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(sequence_key(sequence_id))
-        pipe.hexists(SUPPRESSED_KEY, member_key(member.email))
+        pipe.hexists(SUPPRESSED_KEY, member_key)
         pipe.hgetall(feedback_key(sequence_id))
-        pipe.scard(member_paused_key(member.key))
-        seq, suppressed, feedback, paused = pipe.execute()
+        pipe.scard(member_paused_key(member_key))
+        if with_member:
+            pipe.hgetall(member_hash_key(member_key))
+        seq, suppressed, feedback, paused, *member = pipe.execute()
         return SendChecks(
-            sequence=Sequence.from_hash(sequence_id, seq) if seq and "locale" in seq else None,
+            sequence=_sequence_from(sequence_id, seq),
+            member=_member_from(member[0]) if member else None,
             suppressed=bool(suppressed),
             feedback=Feedback.from_hash(sequence_id, feedback) if feedback else None,
             paused=bool(paused),
@@ -928,11 +913,30 @@ def _member_fields(member: Member, extra: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def _member_from(data: Mapping[str, str]) -> Member | None:
+    if not data or "email" not in data:
+        return None
+    return Member(
+        email=data["email"],
+        id=data.get("member_id", ""),
+        first_name=data.get("first_name", ""),
+        last_name=data.get("last_name", ""),
+        locale=data.get("locale") or None,
+    )
+
+
+def _sequence_from(sequence_id: str, data: Mapping[str, str]) -> Sequence | None:
+    if not data or "locale" not in data:
+        return None
+    return Sequence.from_hash(sequence_id, data)
+
+
 @dataclass(frozen=True)
 class SendChecks:
     """A step's send-time state: its sequence, and what may stop it going out."""
 
     sequence: Sequence | None
+    member: Member | None  # when asked for (send_checks' with_member)
     suppressed: bool
     feedback: Feedback | None
     paused: bool  # any of the member's subscriptions
