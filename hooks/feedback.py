@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from itsdangerous import SignatureExpired
 from redis.exceptions import RedisError
@@ -44,19 +44,19 @@ def _error_page(key: str, status: int, locale: str | None = None) -> ResponseRet
     return render_template("feedback_error.html", lang=locale, t=t, message=t[key]), status
 
 
-def _open(token: str) -> Sequence | ResponseReturnValue:
-    """The sequence the token names, or the error page to answer with."""
+def _open(token: str) -> Sequence:
+    """The sequence the token names; otherwise the request ends with the error page."""
     services = get_services()
     try:
         sequence_id = read_token(services.settings.require_secret_key(), Scope.FEEDBACK, token)
     except InvalidToken as exc:
         expired = isinstance(exc.__cause__, SignatureExpired)
-        return _error_page("expired_link" if expired else "bad_link", 404)
+        abort(make_response(_error_page("expired_link" if expired else "bad_link", 404)))
     except SettingsError:
-        return _error_page("bad_link", 404)  # no secret: no link was ever issued
+        abort(make_response(_error_page("bad_link", 404)))  # no secret: no link was issued
     seq = services.store.load_sequence(sequence_id)
     if seq is None:
-        return _error_page("gone", 404)
+        abort(make_response(_error_page("gone", 404)))
     return seq
 
 
@@ -99,10 +99,7 @@ def _redis_down(exc: RedisError) -> ResponseReturnValue:
 
 @bp.get("/feedback/<token>")
 def survey(token: str) -> ResponseReturnValue:
-    opened = _open(token)
-    if not isinstance(opened, Sequence):
-        return opened
-    seq = opened
+    seq = _open(token)
     known = {r.id for r in get_services().reasons}
     existing = get_services().store.load_feedback(seq.id)
     previous = existing.reason if existing else ""
@@ -118,10 +115,7 @@ def survey(token: str) -> ResponseReturnValue:
 
 @bp.post("/feedback/<token>")
 def answer(token: str) -> ResponseReturnValue:
-    opened = _open(token)
-    if not isinstance(opened, Sequence):
-        return opened
-    seq = opened
+    seq = _open(token)
     try:
         verify_csrf()
     except BadRequest:
@@ -161,10 +155,7 @@ def answer(token: str) -> ResponseReturnValue:
 
 @bp.get("/feedback/<token>/thanks")
 def thanks(token: str) -> ResponseReturnValue:
-    opened = _open(token)
-    if not isinstance(opened, Sequence):
-        return opened
-    seq = opened
+    seq = _open(token)
     feedback = get_services().store.load_feedback(seq.id)
     if feedback is None:  # nothing sent yet: the form, not a thank-you for nothing
         return redirect(url_for("feedback.survey", token=token), 303)
