@@ -58,8 +58,8 @@ from functools import lru_cache
 from redis import Redis
 from redis.exceptions import RedisError
 
-from .events import Event, Member, member_key
-from .privacy import mask_email
+from ..events import Event, Member, member_key
+from ..privacy import mask_email
 
 log = logging.getLogger(__name__)
 
