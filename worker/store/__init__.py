@@ -1,50 +1,5 @@
-"""Every Redis key Farewell owns, and the operations on them.
-
-Layout (all under the `farewell:` prefix):
-
-    dedupe:{event_id}          "1" while a re-delivery must be ignored (TTL: dedupe_ttl)
-    event:{event_id}           the normalized event as JSON (TTL: EVENT_TTL)
-    pending                    zset event_id -> accepted-at; removed once handle_event is done
-    member:{member_key}        hash: email, names, locale, member id, last event, came_back_at
-    sequence:{sequence_id}     hash: member_key, event_id, membership, locale, status, started_at
-    member:{member_key}:sequences  set of the member's sequence ids
-    feedback:{sequence_id}     hash: the member's survey answer for that cancellation
-    send:{sequence_id}:{step}  send claim: "sending" or "sent:<message id>" (TTL: SEND_CLAIM_TTL)
-    sendlog                    stream of sends (capped at SENDLOG_MAXLEN)
-    suppressed                 hash address-hash -> JSON {reason, at, hint}: never mail these
-    cancellations              zset event_id -> occurred_at: every cancellation, for insights
-    cancellation:{event_id}    hash: member_key, membership, source, sequence id, time
-    cancellations:memberships  hash membership id -> latest title (the dashboard's filter)
-    cancellations:membership:{id}  zset event_id -> occurred_at, one membership's records
-    ping:{source}              hash: the last activation ping (at, detail), for operators
-    metrics                    hash "<name>|<label>=<value>,..." -> count (Prometheus counters)
-    ratelimit:{bucket}:{window}  refused webhooks in one fixed window (TTL: the window)
-    alive:{owner}              a worker process's heartbeat (TTL: ALIVE_TTL)
-    batch:{owner}              list of the event job ids a worker took off RQ's queue to
-                               handle in the job it runs (worker/batch.py)
-    batches                    set of the owners that ever took a batch (for recovery)
-    stripe:last_error          JSON {error, at, event}: Stripe refused our API key, for /healthz
-    mail:last_error            JSON {transport, stream, error, at, sequence, step}: the last
-                               configuration error of the mail transport, for /healthz
-
-Sequences (follow-ups) add:
-
-    sequence:{sequence_id}     also: plan (JSON step -> stream), marketing_sent_at, outcome,
-                               came_back_at
-    sequence:{sequence_id}:claims  set of steps that took a send claim (the per-sequence cap)
-    member:{member_key}:events     set of the member's event ids (for erasure)
-    member:{member_key}:paused     set of the member's paused subscription ids
-    cooldown:{member_key}      the sequence id that holds the member's cooldown (TTL: cooldown)
-    pool:{name}:available      list of single-use codes not yet handed out
-    pool:{name}:known          set of every code ever loaded from the pool file
-    pool:{name}:given          hash member_key -> the code that member got
-    pool:{name}:loaded         sha256 of the pool file last loaded
-
-The web side writes `dedupe`, `event` and `pending` together with the RQ job that handles
-the event (in one Lua call), plus `suppressed` (unsubscribe page, the survey's "don't email
-me", `suppress` commands), `feedback` (survey page), sequence stops (`member resume`) and
-`ping`; the worker owns the rest.
-"""
+"""Farewell's Redis store: key names and layout in keys.py, records in records.py, metric
+field encoding in metrics.py; the operations below."""
 
 from __future__ import annotations
 
@@ -52,125 +7,115 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import lru_cache
 
 from redis import Redis
 from redis.exceptions import RedisError
 
 from ..events import Event, Member, member_key
 from ..privacy import mask_email
+from .keys import (
+    ALIVE_TTL,
+    BATCH_OWNERS_KEY,
+    CANCELLATION_MEMBERSHIPS_KEY,
+    CANCELLATIONS_KEY,
+    EVENT_TTL,
+    LAST_SEND_ERROR_KEY,
+    METRICS_KEY,
+    PENDING_KEY,
+    PREFIX,
+    RATELIMIT_PREFIX,
+    SEND_CLAIM_TTL,
+    SENDLOG_KEY,
+    SENDLOG_MAXLEN,
+    STRIPE_ERROR_KEY,
+    SUPPRESSED_KEY,
+    alive_key,
+    batch_key,
+    cancellation_key,
+    cooldown_key,
+    dedupe_key,
+    event_key,
+    feedback_key,
+    member_events_key,
+    member_hash_key,
+    member_paused_key,
+    member_sequences_key,
+    membership_cancellations_key,
+    ping_key,
+    pool_key,
+    ratelimit_key,
+    scheduler_lock_key,
+    send_claim_key,
+    sequence_claims_key,
+    sequence_key,
+)
+from .metrics import EMAILS_METRIC, RECEIVED_METRIC, metric_field, parse_metric_field
+from .records import (
+    Cancellation,
+    Feedback,
+    JobRecord,
+    SendChecks,
+    Sequence,
+    SequenceOutcome,
+    Suppression,
+)
+from .records import member_fields as _member_fields
+from .records import member_from as _member_from
+from .records import sequence_from as _sequence_from
+
+__all__ = [
+    "ALIVE_TTL",
+    "BATCH_OWNERS_KEY",
+    "CANCELLATIONS_KEY",
+    "CANCELLATION_MEMBERSHIPS_KEY",
+    "CAP_REACHED",
+    "CLAIM_TAKEOVER_AFTER",
+    "EMAILS_METRIC",
+    "EVENT_TTL",
+    "LAST_SEND_ERROR_KEY",
+    "METRICS_KEY",
+    "PENDING_KEY",
+    "PREFIX",
+    "RATELIMIT_PREFIX",
+    "RECEIVED_METRIC",
+    "SENDLOG_KEY",
+    "SENDLOG_MAXLEN",
+    "SEND_CLAIM_TTL",
+    "STRIPE_ERROR_KEY",
+    "SUPPRESSED_KEY",
+    "Cancellation",
+    "Feedback",
+    "JobRecord",
+    "SendChecks",
+    "Sequence",
+    "SequenceOutcome",
+    "Store",
+    "Suppression",
+    "alive_key",
+    "batch_key",
+    "cancellation_key",
+    "connect",
+    "cooldown_key",
+    "dedupe_key",
+    "event_key",
+    "feedback_key",
+    "member_events_key",
+    "member_hash_key",
+    "member_paused_key",
+    "member_sequences_key",
+    "membership_cancellations_key",
+    "metric_field",
+    "parse_metric_field",
+    "ping_key",
+    "pool_key",
+    "ratelimit_key",
+    "scheduler_lock_key",
+    "send_claim_key",
+    "sequence_claims_key",
+    "sequence_key",
+]
 
 log = logging.getLogger(__name__)
-
-PREFIX = "farewell:"
-EVENT_TTL = 30 * 24 * 3600
-SEND_CLAIM_TTL = 400 * 24 * 3600
-SENDLOG_MAXLEN = 100_000
-# A worker refreshes its heartbeat every ALIVE_TTL / 3 seconds; silent this long, it is dead.
-ALIVE_TTL = 10
-
-
-def dedupe_key(event_id: str) -> str:
-    return f"{PREFIX}dedupe:{event_id}"
-
-
-def event_key(event_id: str) -> str:
-    return f"{PREFIX}event:{event_id}"
-
-
-PENDING_KEY = f"{PREFIX}pending"
-SENDLOG_KEY = f"{PREFIX}sendlog"
-SUPPRESSED_KEY = f"{PREFIX}suppressed"
-METRICS_KEY = f"{PREFIX}metrics"
-
-
-RATELIMIT_PREFIX = f"{PREFIX}ratelimit:"
-
-
-def ratelimit_key(bucket: str, window: int) -> str:
-    return f"{RATELIMIT_PREFIX}{bucket}:{window}"
-
-
-def alive_key(owner: str) -> str:
-    return f"{PREFIX}alive:{owner}"
-
-
-def batch_key(owner: str) -> str:
-    return f"{PREFIX}batch:{owner}"
-
-
-BATCH_OWNERS_KEY = f"{PREFIX}batches"
-
-
-def scheduler_lock_key(queue_name: str) -> str:
-    """RQ's own key: present while a scheduler holds the queue (refreshed every second)."""
-    from rq.scheduler import RQScheduler
-
-    return RQScheduler.get_locking_key(queue_name)
-
-
-LAST_SEND_ERROR_KEY = f"{PREFIX}mail:last_error"
-RECEIVED_METRIC = "farewell_events_received_total"  # webhooks by source, kind and outcome
-EMAILS_METRIC = "farewell_emails_total"  # send attempts by transport and result
-STRIPE_ERROR_KEY = f"{PREFIX}stripe:last_error"
-
-
-def member_hash_key(key: str) -> str:
-    return f"{PREFIX}member:{key}"
-
-
-def member_sequences_key(key: str) -> str:
-    return f"{PREFIX}member:{key}:sequences"
-
-
-def sequence_key(sequence_id: str) -> str:
-    return f"{PREFIX}sequence:{sequence_id}"
-
-
-def feedback_key(sequence_id: str) -> str:
-    return f"{PREFIX}feedback:{sequence_id}"
-
-
-def ping_key(source: str) -> str:
-    return f"{PREFIX}ping:{source}"
-
-
-def send_claim_key(sequence_id: str, step: str) -> str:
-    return f"{PREFIX}send:{sequence_id}:{step}"
-
-
-CANCELLATIONS_KEY = f"{PREFIX}cancellations"
-CANCELLATION_MEMBERSHIPS_KEY = f"{PREFIX}cancellations:memberships"
-
-
-def cancellation_key(event_id: str) -> str:
-    return f"{PREFIX}cancellation:{event_id}"
-
-
-def membership_cancellations_key(membership_id: str) -> str:
-    return f"{PREFIX}cancellations:membership:{membership_id}"
-
-
-def sequence_claims_key(sequence_id: str) -> str:
-    return f"{PREFIX}sequence:{sequence_id}:claims"
-
-
-def member_events_key(key: str) -> str:
-    return f"{PREFIX}member:{key}:events"
-
-
-def member_paused_key(key: str) -> str:
-    return f"{PREFIX}member:{key}:paused"
-
-
-def cooldown_key(key: str) -> str:
-    return f"{PREFIX}cooldown:{key}"
-
-
-def pool_key(name: str, part: str) -> str:
-    """part: available | known | given | loaded."""
-    return f"{PREFIX}pool:{name}:{part}"
 
 
 CAP_REACHED = "cap reached"
@@ -309,52 +254,6 @@ def _claim_prefix(phase: str, owner: str | None) -> str:
 def _claim_value(phase: str, owner: str | None) -> str:
     """Processes without a heartbeat write a bare phase: never taken over."""
     return f"{phase}|{owner}|{time.time():.3f}" if owner else phase
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """An RQ job to write together with an accepted event (built by worker.queues)."""
-
-    id: str
-    key: str  # rq:job:<id>
-    queue_key: str  # rq:queue:<name>
-    queues_key: str  # rq:queues
-    fields: tuple[str | bytes, ...]  # flat field, value, ... for HSET
-
-
-@dataclass(frozen=True)
-class Sequence:
-    id: str
-    member_key: str
-    event_id: str
-    membership_id: str
-    membership_title: str
-    locale: str
-    started_at: float
-    access_ends_at: str = ""  # ISO date-time, empty when the source did not say
-    status: str = "active"  # active | stopped (comeback, erasure)
-    outcome: str = ""  # "" | "came_back" | "won_back" (came back soon after a win-back email)
-    came_back_at: float | None = None
-    marketing_sent_at: float | None = None  # when the last marketing (win-back) email went
-
-    @classmethod
-    def from_hash(cls, sequence_id: str, data: Mapping[str, str]) -> Sequence:
-        return cls(
-            id=sequence_id,
-            member_key=data["member_key"],
-            event_id=data["event_id"],
-            membership_id=data.get("membership_id", ""),
-            membership_title=data.get("membership_title", ""),
-            locale=data["locale"],
-            started_at=float(data["started_at"]),
-            access_ends_at=data.get("access_ends_at", ""),
-            status=data.get("status", "active"),
-            outcome=data.get("outcome", ""),
-            came_back_at=float(data["came_back_at"]) if data.get("came_back_at") else None,
-            marketing_sent_at=(
-                float(data["marketing_sent_at"]) if data.get("marketing_sent_at") else None
-            ),
-        )
 
 
 class Store:
@@ -900,127 +799,6 @@ class Store:
 
     def scheduler_alive(self, queue_name: str) -> bool:
         return bool(self.redis.exists(scheduler_lock_key(queue_name)))
-
-
-def _member_fields(member: Member, extra: Mapping[str, str]) -> dict[str, str]:
-    return {
-        "email": member.email,
-        "member_id": member.id,
-        "first_name": member.first_name,
-        "last_name": member.last_name,
-        **({"locale": member.locale} if member.locale else {}),
-        **extra,
-    }
-
-
-def _member_from(data: Mapping[str, str]) -> Member | None:
-    if not data or "email" not in data:
-        return None
-    return Member(
-        email=data["email"],
-        id=data.get("member_id", ""),
-        first_name=data.get("first_name", ""),
-        last_name=data.get("last_name", ""),
-        locale=data.get("locale") or None,
-    )
-
-
-def _sequence_from(sequence_id: str, data: Mapping[str, str]) -> Sequence | None:
-    if not data or "locale" not in data:
-        return None
-    return Sequence.from_hash(sequence_id, data)
-
-
-@dataclass(frozen=True)
-class SendChecks:
-    """A step's send-time state: its sequence, and what may stop it going out."""
-
-    sequence: Sequence | None
-    member: Member | None  # when asked for (send_checks' with_member)
-    suppressed: bool
-    feedback: Feedback | None
-    paused: bool  # any of the member's subscriptions
-
-
-@lru_cache(maxsize=1024)
-def _label_value(value: str) -> str:
-    """Label values come from a small set (sources, kinds, transports): cleaned once."""
-    return "".join(ch if ch.isalnum() or ch in "-_.:" else "_" for ch in value)[:64]
-
-
-def metric_field(name: str, labels: Mapping[str, object]) -> str:
-    pairs = ",".join(f"{k}={_label_value(str(v))}" for k, v in sorted(labels.items()))
-    return f"{name}|{pairs}"
-
-
-def parse_metric_field(field_: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    name, _, pairs = field_.partition("|")
-    labels = tuple(tuple(p.split("=", 1)) for p in pairs.split(",") if "=" in p)
-    return name, labels  # type: ignore[return-value]
-
-
-@dataclass(frozen=True)
-class Feedback:
-    sequence_id: str
-    reason: str  # a stable reason id from email_templates/reasons.toml, or ""
-    comment: str
-    no_email: bool  # "please don't email me again"
-    at: float
-
-    @classmethod
-    def from_hash(cls, sequence_id: str, data: Mapping[str, str]) -> Feedback:
-        return cls(
-            sequence_id=sequence_id,
-            reason=data.get("reason", ""),
-            comment=data.get("comment", ""),
-            no_email=data.get("no_email") == "1",
-            at=float(data.get("at", 0)),
-        )
-
-
-@dataclass(frozen=True)
-class SequenceOutcome:
-    outcome: str  # "" | "came_back" | "won_back", as on Sequence
-    came_back_at: float | None = None
-
-
-@dataclass(frozen=True)
-class Cancellation:
-    """What insights count: one per cancellation event. Holds no address (member_key is
-    a hash), so the counts survive a member's erasure without keeping who they were."""
-
-    event_id: str
-    at: float  # when it happened (epoch seconds, UTC)
-    member_key: str
-    membership_id: str
-    membership_title: str
-    source: str
-    sequence_id: str  # == event_id; the sequence may not exist (cooldown, erased)
-
-    @classmethod
-    def from_hash(cls, event_id: str, data: Mapping[str, str]) -> Cancellation:
-        return cls(
-            event_id=event_id,
-            at=float(data["at"]),
-            member_key=data.get("member_key", ""),
-            membership_id=data.get("membership_id", ""),
-            membership_title=data.get("membership_title", ""),
-            source=data.get("source", ""),
-            sequence_id=data.get("sequence_id", event_id),
-        )
-
-
-@dataclass(frozen=True)
-class Suppression:
-    address_hash: str
-    reason: str  # "unsubscribed", "asked_no_email", "bounced", "complained", "manual", ...
-    at: float
-    hint: str  # masked address, e.g. "j***@example.com"
-
-    @classmethod
-    def from_json(cls, address_hash: str, raw: str) -> Suppression:
-        data = json.loads(raw)
-        return cls(address_hash, data["reason"], float(data["at"]), data.get("hint", ""))
 
 
 def connect(url: str, *, socket_timeout: float = 2.0) -> Redis:
