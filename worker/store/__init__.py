@@ -62,6 +62,7 @@ from .records import (
 from .records import member_fields as _member_fields
 from .records import member_from as _member_from
 from .records import sequence_from as _sequence_from
+from .scripts import Claimed, Scripts, Started
 
 __all__ = [
     "ALIVE_TTL",
@@ -120,128 +121,6 @@ log = logging.getLogger(__name__)
 
 CAP_REACHED = "cap reached"
 
-# Load codes from a pool file: a code enters `available` the first time it is seen, never
-# again, so a code handed out (and popped) cannot come back when the file is reloaded.
-_POOL_LOAD_SCRIPT = """
-local added = 0
-for i, code in ipairs(ARGV) do
-  if redis.call('SADD', KEYS[1], code) == 1 then
-    redis.call('RPUSH', KEYS[2], code)
-    added = added + 1
-  end
-end
-return added
-"""
-
-# One code per member: the member's earlier code if any, else the next unused one.
-_POOL_CLAIM_SCRIPT = """
-local code = redis.call('HGET', KEYS[1], ARGV[1])
-if code then return code end
-code = redis.call('LPOP', KEYS[2])
-if not code then return false end
-redis.call('HSET', KEYS[1], ARGV[1], code)
-return code
-"""
-
-
-# Dedupe, durable record, pending marker and the handling job in one atomic round trip:
-# either the event is new, fully recorded and queued, or it is a duplicate and nothing
-# changes. KEYS 5-7 (job hash, queue list, queues set) are RQ's own; the job hash fields
-# come from RQ's Job.to_dict (worker/queues.py), so RQ workers run it as if RQ wrote it.
-# KEYS[4] is the metrics hash: ARGV[6] / ARGV[7] name the counter to add one to when the
-# event is new / a duplicate ("" counts nothing), so counting costs no round trip either.
-_ACCEPT_SCRIPT = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
-  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
-  if ARGV[6] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[6], 1) end
-  if #KEYS == 7 then
-    redis.call('HSET', KEYS[5], unpack(ARGV, 9))
-    redis.call('RPUSH', KEYS[6], ARGV[8])
-    redis.call('SADD', KEYS[7], KEYS[6])
-  end
-  return 1
-end
-if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[7], 1) end
-return 0
-"""
-
-
-# A cancellation's sequence: the member's cooldown (KEYS[1], ARGV[2] seconds) is held by
-# this sequence (ARGV[1]) or another one, then the sequence hash (KEYS[2]) is created
-# once, with the member's sequence set (KEYS[3]). ARGV[4..]: the hash's fields.
-_START_SCRIPT = """
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
-  local holder = redis.call('GET', KEYS[1])
-  if holder and holder ~= ARGV[1] then return {'cooldown', holder} end
-end
-if redis.call('HSETNX', KEYS[2], 'member_key', ARGV[3]) == 0 then
-  return {'exists', redis.call('HGET', KEYS[2], 'status') or ''}
-end
-redis.call('HSET', KEYS[2], unpack(ARGV, 4))
-redis.call('SADD', KEYS[3], ARGV[1])
-return {'created', ''}
-"""
-
-
-# Send claim and the per-sequence email cap in one step (see Store.claim_send): a step may
-# take its claim only if the sequence has not already claimed `cap` other steps; a
-# `sending|owner|at` claim whose owner has no heartbeat is taken over.
-# ARGV: ttl, step, cap, new value, alive-key prefix, now, takeover guard (seconds).
-# Returns nil when the claim is ours, "+<old>" when taken over, "cap", or the current value.
-_CLAIM_SCRIPT = """
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local owner, at = string.match(cur, '^sending|([^|]+)|([0-9.]+)$')
-  if not (owner and redis.call('EXISTS', ARGV[5] .. owner) == 0
-          and tonumber(ARGV[6]) - tonumber(at) > tonumber(ARGV[7])) then
-    return cur
-  end
-else
-  local cap = tonumber(ARGV[3])
-  if cap > 0 and redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 0
-     and redis.call('SCARD', KEYS[2]) >= cap then
-    return 'cap'
-  end
-end
-redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[1])
-redis.call('SADD', KEYS[2], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[1])
-if cur then return '+' .. cur end
-return false
-"""
-# ARGV: our `sending` prefix, the committing value.
-_COMMIT_SCRIPT = """
-local cur = redis.call('GET', KEYS[1])
-if cur and string.sub(cur, 1, string.len(ARGV[1])) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-  return 1
-end
-return 0
-"""
-# ARGV: our `sending` prefix, our `committing` prefix (or the `sending` one again, to keep a
-# committed claim), the step (leaves the cap set too).
-_RELEASE_SCRIPT = """
-local cur = redis.call('GET', KEYS[1])
-if cur and (string.sub(cur, 1, string.len(ARGV[1])) == ARGV[1]
-            or string.sub(cur, 1, string.len(ARGV[2])) == ARGV[2]) then
-  redis.call('SREM', KEYS[2], ARGV[3])
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-# Fixed-window counter: INCR, and set the window's expiry on its first hit. Counts the
-# request in the metrics hash (KEYS[2]) too: ARGV[3] when within ARGV[2], else ARGV[4].
-_RATE_SCRIPT = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-if n <= tonumber(ARGV[2]) then
-  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
-else
-  redis.call('HINCRBY', KEYS[2], ARGV[4], 1)
-end
-return n
-"""
 # A `sending` claim is taken over only once it is this old (seconds) and its owner's
 # heartbeat is gone: a guard against judging a process that has only just started.
 CLAIM_TAKEOVER_AFTER = 2
@@ -261,14 +140,7 @@ class Store:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._accept = redis.register_script(_ACCEPT_SCRIPT)
-        self._claim = redis.register_script(_CLAIM_SCRIPT)
-        self._start = redis.register_script(_START_SCRIPT)
-        self._commit = redis.register_script(_COMMIT_SCRIPT)
-        self._release = redis.register_script(_RELEASE_SCRIPT)
-        self._hit = redis.register_script(_RATE_SCRIPT)
-        self._pool_load = redis.register_script(_POOL_LOAD_SCRIPT)
-        self._pool_claim = redis.register_script(_POOL_CLAIM_SCRIPT)
+        self._lua = Scripts(redis)
 
     # --- intake (web side) -------------------------------------------------------------
 
@@ -283,22 +155,19 @@ class Store:
         """Record a new event durably, and write `job` with it; False when it was seen
         already (then nothing is written). With `counted`, also add one to
         farewell_events_received_total (status queued or duplicate). One round trip."""
-        event_id = event.event_id
-        keys = [dedupe_key(event_id), event_key(event_id), PENDING_KEY, METRICS_KEY]
         labels = {"source": event.source, "kind": event.kind.value}
-        args: list[str | bytes | int | float] = [
-            dedupe_ttl,
-            json.dumps(event.to_dict()),
-            EVENT_TTL,
-            time.time(),
-            event_id,
+        count_as = (
             metric_field(RECEIVED_METRIC, {**labels, "status": "queued"}) if counted else "",
             metric_field(RECEIVED_METRIC, {**labels, "status": "duplicate"}) if counted else "",
-        ]
-        if job is not None:
-            keys += [job.key, job.queue_key, job.queues_key]
-            args += [job.id, *job.fields]
-        return bool(self._accept(keys=keys, args=args))
+        )
+        return self._lua.accept(
+            event.event_id,
+            json.dumps(event.to_dict()),
+            dedupe_ttl,
+            time.time(),
+            count_as,
+            job,
+        )
 
     def load_event(self, event_id: str) -> Event | None:
         raw = self.redis.get(event_key(event_id))
@@ -367,9 +236,7 @@ class Store:
 
     # --- sequences ---------------------------------------------------------------------
 
-    def start_sequence(
-        self, seq: Sequence, plan: Mapping[str, str], cooldown: int
-    ) -> tuple[str, str]:
+    def start_sequence(self, seq: Sequence, plan: Mapping[str, str], cooldown: int) -> Started:
         """Take the member's cooldown (`cooldown` seconds) for this sequence and create the
         sequence, in one atomic step. Returns ("created", ""), ("exists", its status) for a
         replayed cancellation, or ("cooldown", the id of the sequence that holds it).
@@ -387,16 +254,7 @@ class Store:
             "access_ends_at": seq.access_ends_at,
             "status": seq.status,
         }
-        keys = [
-            cooldown_key(seq.member_key),
-            sequence_key(seq.id),
-            member_sequences_key(seq.member_key),
-        ]
-        args = [seq.id, cooldown, seq.member_key]
-        for name, value in fields.items():
-            args += [name, value]
-        outcome, detail = self._start(keys=keys, args=args)
-        return outcome, detail
+        return self._lua.start(seq.id, seq.member_key, cooldown, fields)
 
     def load_sequence(self, sequence_id: str) -> Sequence | None:
         return _sequence_from(sequence_id, self.redis.hgetall(sequence_key(sequence_id)))
@@ -480,21 +338,13 @@ class Store:
         is never loaded again), and remember the file's signature. Returns how many were new."""
         added = 0
         for start in range(0, len(codes), 1000):
-            added += int(
-                self._pool_load(
-                    keys=[pool_key(name, "known"), pool_key(name, "available")],
-                    args=codes[start : start + 1000],
-                )
-            )
+            added += self._lua.pool_load(name, codes[start : start + 1000])
         self.redis.set(pool_key(name, "loaded"), signature)
         return added
 
     def claim_pool_code(self, name: str, key: str) -> str | None:
         """The member's code from the pool (the same one on every call); None if empty."""
-        code = self._pool_claim(
-            keys=[pool_key(name, "given"), pool_key(name, "available")], args=[key]
-        )
-        return code or None
+        return self._lua.pool_claim(name, key)
 
     def pool_remaining(self, name: str) -> int:
         return int(self.redis.llen(pool_key(name, "available")))
@@ -618,45 +468,32 @@ class Store:
         """Take the send claim for a step; returns the existing claim if someone has it, or
         CAP_REACHED when the sequence already claimed `cap` other steps (0: no cap).
 
-        None means the caller now owns the claim and may call the transport. A claim is
-        `sending|<owner>|<at>` until the transport passes its point of no return
-        (`committing|...`, see `commit_send`), then `sent:<message id>`. A `sending`
-        claim whose owner has no heartbeat any more (a worker killed before its transport
-        committed to anything) is taken over; a `committing` one never is: at most once.
-        """
-        result = self._claim(
-            keys=[send_claim_key(sequence_id, step), sequence_claims_key(sequence_id)],
-            args=[
-                SEND_CLAIM_TTL,
-                step,
-                cap,
-                _claim_value("sending", owner),
-                alive_key(""),
-                time.time(),
-                CLAIM_TAKEOVER_AFTER,
-            ],
+        None means the caller now owns the claim and may call the transport."""
+        reply = self._lua.claim(
+            sequence_id,
+            step,
+            cap,
+            _claim_value("sending", owner),
+            time.time(),
+            CLAIM_TAKEOVER_AFTER,
         )
-        if result == "cap":
+        if reply.result is Claimed.CAP:
             return CAP_REACHED
-        if result and result.startswith("+"):
+        if reply.result is Claimed.TAKEN_OVER:
             log.warning(
                 "send %s/%s: took over the claim of a dead worker (%s)",
                 sequence_id,
                 step,
-                result[1:],
+                reply.claim,
             )
             return None
-        return result or None
+        return reply.claim or None
 
     def commit_send(self, sequence_id: str, step: str, owner: str | None = None) -> bool:
         """Mark the claim as past the point of no return; False if it is no longer ours
         (taken over while this process was frozen): then nothing may be sent."""
-        key = send_claim_key(sequence_id, step)
-        return bool(
-            self._commit(
-                keys=[key],
-                args=[_claim_prefix("sending", owner), _claim_value("committing", owner)],
-            )
+        return self._lua.commit(
+            sequence_id, step, _claim_prefix("sending", owner), _claim_value("committing", owner)
         )
 
     def mark_sent(self, sequence_id: str, step: str, message_id: str) -> None:
@@ -669,10 +506,8 @@ class Store:
         a claim this owner still holds, never a `sent:` one, and a `committing` one only
         with `committed` (the transport said the message never left, after the commit)."""
         sending = _claim_prefix("sending", owner)
-        self._release(
-            keys=[send_claim_key(sequence_id, step), sequence_claims_key(sequence_id)],
-            args=[sending, _claim_prefix("committing", owner) if committed else sending, step],
-        )
+        committing = _claim_prefix("committing", owner) if committed else sending
+        self._lua.release(sequence_id, step, sending, committing)
 
     def record_sent(
         self,
@@ -787,12 +622,7 @@ class Store:
         """
         now = time.time() if now is None else now
         start = int(now // window) * window
-        hits = int(
-            self._hit(
-                keys=[ratelimit_key(bucket, start), METRICS_KEY],
-                args=[window + 1, limit, *counted_as],
-            )
-        )
+        hits = self._lua.rate(bucket, start, window + 1, limit, counted_as)
         if hits <= limit:
             return None
         return max(1, int(start + window - now + 0.999))
