@@ -1,6 +1,6 @@
 """`GET /metrics`: Prometheus text format, totals across every web and worker process.
 
-Counters are kept in Redis (worker/store.py `metrics`), so any web process answers with
+Counters are kept in Redis (worker/store/keys.py `metrics`), so any web process answers with
 the same totals; the spool backlog is this host's gauge.
 
     farewell_events_received_total{source,kind,status}  webhooks by what the receiver did

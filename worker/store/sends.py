@@ -1,0 +1,159 @@
+"""Sending a step: the checks read first, the send claim that makes each email go at most
+once, and what a send leaves behind (the `sent` claim, the send log, the emails counter).
+
+A claim is `sending|<owner>|<at>` until the transport passes its point of no return
+(`committing|...`, see `commit_send`), then `sent:<message id>`. A `sending` claim whose
+owner has no heartbeat any more (a worker killed before its transport committed to
+anything) is taken over; a `committing` one never is: at most once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+
+from redis import Redis
+
+from .keys import (
+    LAST_SEND_ERROR_KEY,
+    METRICS_KEY,
+    SEND_CLAIM_TTL,
+    SENDLOG_KEY,
+    SENDLOG_MAXLEN,
+    SUPPRESSED_KEY,
+    feedback_key,
+    member_hash_key,
+    member_paused_key,
+    send_claim_key,
+    sequence_key,
+)
+from .metrics import EMAILS_METRIC, metric_field
+from .records import Feedback, SendChecks, member_from, sequence_from
+from .scripts import Claimed, Scripts
+
+log = logging.getLogger(__name__)
+
+CAP_REACHED = "cap reached"
+# A `sending` claim is taken over only once it is this old (seconds) and its owner's
+# heartbeat is gone: a guard against judging a process that has only just started.
+CLAIM_TAKEOVER_AFTER = 2
+
+
+def _claim_prefix(phase: str, owner: str | None) -> str:
+    return f"{phase}|{owner}|" if owner else phase
+
+
+def _claim_value(phase: str, owner: str | None) -> str:
+    """Processes without a heartbeat write a bare phase: never taken over."""
+    return f"{phase}|{owner}|{time.time():.3f}" if owner else phase
+
+
+class Sends:
+    redis: Redis
+    _lua: Scripts
+
+    def send_checks(self, sequence_id: str, member_key: str, *, with_member: bool) -> SendChecks:
+        """What a send checks first, read in one round trip (the member too if asked).
+        The suppression list is keyed by the same hash of the address as the member."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(sequence_key(sequence_id))
+        pipe.hexists(SUPPRESSED_KEY, member_key)
+        pipe.hgetall(feedback_key(sequence_id))
+        pipe.scard(member_paused_key(member_key))
+        if with_member:
+            pipe.hgetall(member_hash_key(member_key))
+        seq, suppressed, feedback, paused, *member = pipe.execute()
+        return SendChecks(
+            sequence=sequence_from(sequence_id, seq),
+            member=member_from(member[0]) if member else None,
+            suppressed=bool(suppressed),
+            feedback=Feedback.from_hash(sequence_id, feedback) if feedback else None,
+            paused=bool(paused),
+        )
+
+    def claim_send(
+        self, sequence_id: str, step: str, cap: int = 0, owner: str | None = None
+    ) -> str | None:
+        """Take the send claim for a step; returns the existing claim if someone has it, or
+        CAP_REACHED when the sequence already claimed `cap` other steps (0: no cap).
+
+        None means the caller now owns the claim and may call the transport."""
+        reply = self._lua.claim(
+            sequence_id,
+            step,
+            cap,
+            _claim_value("sending", owner),
+            time.time(),
+            CLAIM_TAKEOVER_AFTER,
+        )
+        if reply.result is Claimed.CAP:
+            return CAP_REACHED
+        if reply.result is Claimed.TAKEN_OVER:
+            log.warning(
+                "send %s/%s: took over the claim of a dead worker (%s)",
+                sequence_id,
+                step,
+                reply.claim,
+            )
+            return None
+        return reply.claim or None
+
+    def commit_send(self, sequence_id: str, step: str, owner: str | None = None) -> bool:
+        """Mark the claim as past the point of no return; False if it is no longer ours
+        (taken over while this process was frozen): then nothing may be sent."""
+        return self._lua.commit(
+            sequence_id, step, _claim_prefix("sending", owner), _claim_value("committing", owner)
+        )
+
+    def mark_sent(self, sequence_id: str, step: str, message_id: str) -> None:
+        self.redis.set(send_claim_key(sequence_id, step), f"sent:{message_id}", ex=SEND_CLAIM_TTL)
+
+    def release_send(
+        self, sequence_id: str, step: str, owner: str | None = None, *, committed: bool = False
+    ) -> None:
+        """Only for failures known to have sent nothing, so a retry may send. Releases only
+        a claim this owner still holds, never a `sent:` one, and a `committing` one only
+        with `committed` (the transport said the message never left, after the commit)."""
+        sending = _claim_prefix("sending", owner)
+        committing = _claim_prefix("committing", owner) if committed else sending
+        self._lua.release(sequence_id, step, sending, committing)
+
+    def record_sent(
+        self,
+        sequence_id: str,
+        step: str,
+        message_id: str,
+        *,
+        transport: str,
+        stream: str,
+        metric_labels: Mapping[str, str],
+    ) -> None:
+        """Everything a successful send writes, in one round trip: the `sent` claim, the
+        emails counter, the send log, a marketing email's time (for won-back), and the
+        last send error's removal when it was about this stream."""
+        now = time.time()
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(send_claim_key(sequence_id, step), f"sent:{message_id}", ex=SEND_CLAIM_TTL)
+        pipe.hincrby(METRICS_KEY, metric_field(EMAILS_METRIC, metric_labels), 1)
+        if stream == "marketing":
+            pipe.hset(sequence_key(sequence_id), "marketing_sent_at", repr(now))
+        entry = {
+            "sequence": sequence_id,
+            "step": step,
+            "transport": transport,
+            "message_id": message_id,
+            "at": repr(now),
+        }
+        pipe.xadd(SENDLOG_KEY, entry, maxlen=SENDLOG_MAXLEN, approximate=True)
+        pipe.get(LAST_SEND_ERROR_KEY)
+        last_error = pipe.execute()[-1]
+        if last_error and json.loads(last_error).get("stream", stream) == stream:
+            self.redis.delete(LAST_SEND_ERROR_KEY)
+
+    def log_send(self, entry: Mapping[str, str]) -> None:
+        self.redis.xadd(SENDLOG_KEY, dict(entry), maxlen=SENDLOG_MAXLEN, approximate=True)
+
+    def send_log(self, count: int = 100) -> list[dict[str, str]]:
+        return [fields for _id, fields in self.redis.xrevrange(SENDLOG_KEY, count=count)]
