@@ -130,7 +130,7 @@ def test_workers_killed_mid_job_lose_and_duplicate_nothing(tmp_path):
             report(f"[worker SIGKILL] {kills} workers SIGKILLed mid-run")
             assert kills >= 3
             # A SIGKILL can land between a send's commit and the SMTP server's reply to
-            # DATA: the README's one window, where the step is never re-sent (at most
+            # DATA: the one window of docs/guarantees.md, where the step is never re-sent (at most
             # once). Wait for every step that can arrive, then check each missing one is
             # such a window hit — and that nothing arrived twice.
             redis = cluster.redis_client()
