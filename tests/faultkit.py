@@ -182,7 +182,7 @@ class Cluster:
             FAREWELL_BASE_URL="https://members.example.com",
             FAREWELL_MAIL_TRANSPORT="smtp",
             FAREWELL_SMTP_URL=smtp_url,
-            FAREWELL_SMTP_TIMEOUT="5",
+            FAREWELL_SMTP_TIMEOUT="30",  # a busy test process answers late; never a lost reply
             FAREWELL_SPOOL_DIR=str(tmp / "spool"),
             FAREWELL_SPOOL_REPLAY_INTERVAL="1",
             FAREWELL_LOG_FORMAT="json",
