@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-faults lint bench clean
+.PHONY: run test test-quick test-faults lint bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ run: $(VENV)/.runtime
 ## The whole test suite, slow fault tests included.
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Everything but the slow tests: what to run between edits.
+test-quick: $(VENV)/.dev
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 ## Only the slow tests that start and kill real processes.
 test-faults: $(VENV)/.dev

@@ -2,7 +2,7 @@
 /**
  * Plugin Name: Farewell for Restrict Content Pro
  * Description: Sends membership cancellations (and comebacks) to Farewell as signed
- *              Standard Webhooks. See docs/standard-webhooks.md in Farewell.
+ *              Standard Webhooks. See docs/sources/standard.md in Farewell.
  *
  * Install: save this file as wp-content/mu-plugins/farewell-rcp.php (must-use plugins load
  * automatically), then add two lines to wp-config.php, above "That's all, stop editing!":

@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 from rq.registry import ScheduledJobRegistry
 
+from tests import payloads
+from tests.conftest import json_of
 from tests.rq_helpers import release_due, run_queued
 from worker.runtime import Runtime, set_runtime
+from worker.tokens import Scope, make_token
 
 
 class Clock:
@@ -74,3 +77,46 @@ def use_playbook(settings, runtime, tmp_path: Path):
     yield install
     for rt in made:
         rt.close()
+
+
+# --- helpers shared by the sequence tests ---------------------------------------------------
+
+JANE = "jane.doe@example.com"
+RESUMED = "subscription-resumed"
+CREATED = "subscription-created"
+
+POOL_PLAYBOOK = """
+[default]
+steps = [
+  { template = "winback", delay = "1d", stream = "marketing", incentive = "membership" },
+]
+
+[incentives.codes]
+pool = "coupons.txt"
+when_exhausted = "%s"
+offer = { en = "a free month" }
+
+[memberships.3006]
+incentive = "codes"
+"""
+
+
+def subjects(messages) -> list[str]:
+    return sorted(m["Subject"] for m in messages)
+
+
+def step_message(messages, step: str):
+    """The one message sent for a step (outbox files are not in sending order)."""
+    [message] = [m for m in messages if f".{step}@" in m["Message-ID"]]
+    return message
+
+
+def cancel(post_hook, **kw) -> str:
+    """Deliver a MemberPress cancellation; its event id (the sequence id)."""
+    reply = post_hook.memberpress(payloads.memberpress(**kw))
+    assert reply.status_code == 202, reply.data
+    return json_of(reply)["event_id"]
+
+
+def unsubscribe_path(seq_id: str, settings) -> str:
+    return f"/unsubscribe/{make_token(settings.secret_key, Scope.UNSUBSCRIBE, seq_id)}"

@@ -244,7 +244,7 @@ def standard(
     access_ends_at: str | None = "2030-06-01T00:00:00Z",
     timestamp: str | None = None,
 ) -> dict[str, Any]:
-    """Our documented Standard Webhooks body (docs/standard-webhooks.md)."""
+    """Our documented Standard Webhooks body (docs/sources/standard.md)."""
     data: dict[str, Any] = {
         "member": {
             "id": "91",

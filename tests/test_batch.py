@@ -8,10 +8,10 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from rq import SimpleWorker
 
 from tests import payloads
 from tests.conftest import json_of
+from tests.rq_helpers import BurstWorker
 from worker import batch, jobs, liveness
 from worker.queues import event_job_id, schedule_step
 from worker.runtime import Runtime, set_runtime
@@ -46,7 +46,7 @@ def _queued(runtime) -> list[str]:
 
 def _one_rq_job(runtime) -> None:
     queue = runtime.queue
-    SimpleWorker([queue], connection=queue.connection, serializer=queue.serializer).work(
+    BurstWorker([queue], connection=queue.connection, serializer=queue.serializer).work(
         burst=True, with_scheduler=False, max_jobs=1
     )
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hooks import create_app
 from tests import payloads
 from tests.conftest import MEMBERPRESS_KEY, json_of, stored_keys
+from tests.generated import examples
 from worker.events import member_key
 
 HEADERS = {"MEMBERPRESS-WEBHOOK-KEY": MEMBERPRESS_KEY}
@@ -89,7 +90,7 @@ def test_a_name_with_markup_and_unicode_is_stored_as_plain_text(client, runtime)
     assert event.member.first_name == name  # escaped where it is shown, never rewritten
 
 
-# --- 10,000 random payloads ---------------------------------------------------------------
+# --- random payloads (see tests/generated.py for how many) ------------------------------
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
@@ -144,16 +145,16 @@ bodies = (
 
 @pytest.fixture
 def unlimited_client(settings, runtime):
-    # 10,000 requests from one address in seconds is exactly what the rate limit refuses.
+    # Thousands of requests from one address in seconds is exactly what the rate limit refuses.
     return create_app(
         {"TESTING": True, "SETTINGS": replace(settings, rate_limit="0")}
     ).test_client()
 
 
 @pytest.mark.slow
-@settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(1_000), deadline=None, suppress_health_check=list(HealthCheck))
 @given(raw=bodies)
-def test_ten_thousand_random_bodies_never_break_the_receiver(unlimited_client, runtime, raw):
+def test_random_bodies_never_break_the_receiver(unlimited_client, runtime, raw):
     redis = runtime.store.redis
     before = set(stored_keys(redis))
     response = unlimited_client.post("/hooks/memberpress", data=raw, headers=HEADERS)
@@ -167,7 +168,7 @@ def test_ten_thousand_random_bodies_never_break_the_receiver(unlimited_client, r
         for text in (event.member.email, event.member.first_name, event.member.last_name):
             assert "\r" not in text and "\n" not in text
         assert "@" in event.member.email and member_key(event.member.email)
-    if len(before) > 2_000:
+    if len(before) > 200:  # keep the keyspace each example scans small
         redis.flushdb()
 
 
@@ -194,7 +195,7 @@ header_values = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_
 
 
 @pytest.mark.slow
-@settings(max_examples=1_500, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(500), deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data(), raw=bodies)
 def test_unauthenticated_random_bodies_to_every_source_never_break_it(
     every_source_client, runtime, data, raw

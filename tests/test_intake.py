@@ -173,7 +173,7 @@ def test_the_worker_lowers_its_cpu_priority_by_the_setting():
     import sys
 
     code = (
-        "import os; from worker.__main__ import lower_priority; from worker.settings import "
+        "import os; from worker.process import lower_priority; from worker.settings import "
         "Settings; before = os.nice(0); lower_priority(Settings.from_env().worker_nice); "
         "print(os.nice(0) - before)"
     )

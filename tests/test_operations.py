@@ -20,8 +20,8 @@ from tests import payloads
 from tests.conftest import MEMBERPRESS_KEY, SECRET_KEY, json_of, stored_keys
 from worker import jobs, liveness, logs
 from worker import store as keys
-from worker.__main__ import FarewellWorker
 from worker.mail.errors import TransientMailError
+from worker.process import FarewellWorker
 from worker.tokens import InvalidToken, Scope, make_token, read_token
 
 # --- rate limit ---------------------------------------------------------------------------

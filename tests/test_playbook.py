@@ -184,7 +184,7 @@ def test_playbook_check_command_fails_with_the_errors(runner, tmp_path):
 
 
 def test_the_worker_refuses_to_start_with_a_broken_playbook(settings, tmp_path, caplog):
-    from worker.__main__ import main
+    from worker.process import main
 
     bad = tmp_path / "bad.toml"
     bad.write_text('[default]\nsteps = [{ template = "feedback_request", delay = "soon" }]\n')

@@ -313,7 +313,7 @@ def test_addresses_in_provider_messages_are_masked():
 def test_the_worker_refuses_to_start_without_the_providers_key(settings):
     from dataclasses import replace
 
-    from worker.__main__ import preflight
+    from worker.process import preflight
     from worker.runtime import Runtime, set_runtime
 
     set_runtime(Runtime(replace(settings, mail_transport="postmark")))

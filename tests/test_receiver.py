@@ -1,4 +1,4 @@
-"""POST /hooks/memberpress against a real Redis: every reply code the README promises."""
+"""POST /hooks/memberpress against a real Redis: every reply code docs/http.md promises."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Every environment variable Farewell reads is documented in the README, under the name
-the code reads (a renamed field must not leave the README pointing at a dead name)."""
+"""Every environment variable Farewell reads is documented in docs/configuration.md, under
+the name the code reads (a renamed field must not leave the docs pointing at a dead name)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ from pathlib import Path
 
 from worker.settings import Settings
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-CONFIG_ROWS = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)`", README, flags=re.MULTILINE))
+CONFIGURATION = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+CONFIG_ROWS = set(
+    re.findall(
+        r"^\| `([A-Z][A-Z0-9_]+)`", CONFIGURATION.read_text(encoding="utf-8"), flags=re.MULTILINE
+    )
+)
 
 
-def test_every_setting_has_a_row_in_the_readme_configuration_tables():
+def test_every_setting_has_a_row_in_the_configuration_table():
     missing = sorted(set(Settings.env_names().values()) - CONFIG_ROWS)
     assert missing == []
 

@@ -18,7 +18,7 @@ import requests
 from devstack.redis_server import free_port
 from tests import payloads
 from tests.conftest import read_eml
-from tests.faultkit import wait_for
+from tests.faultkit import patient, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -65,7 +65,7 @@ def test_make_run_stack_turns_a_webhook_into_an_email_and_stops_on_ctrl_c(tmp_pa
         family = psutil.Process(proc.pid).children(recursive=True)
         assert any("worker" in " ".join(p.cmdline()) for p in family)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=40) == 0
+        assert proc.wait(timeout=patient(40)) == 0
         assert not [p.pid for p in family if p.is_running() and p.status() != "zombie"]
         assert "farewell: stopped." in (tmp_path / "run.log").read_text()
         assert not _port_open(port), "web still listening after Ctrl-C"

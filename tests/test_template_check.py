@@ -8,7 +8,7 @@ import re
 import pytest
 
 from hooks import create_app
-from worker import __main__ as worker_main
+from worker import process as worker_process
 from worker.runtime import Runtime, set_runtime
 from worker.template_check import TemplateSetError, link_problem
 
@@ -243,14 +243,14 @@ def test_the_worker_refuses_to_start_on_a_broken_template_set(template_copy):
         with pytest.raises(
             TemplateSetError, match=r"en/feedback_request\.txt:\d+: unknown variable"
         ):
-            worker_main.preflight()
-        assert worker_main.main() == 2
+            worker_process.preflight()
+        assert worker_process.main() == 2
     finally:
         set_runtime(None)
 
 
 def test_the_worker_preflight_passes_on_the_shipped_set(runtime):
-    worker_main.preflight()
+    worker_process.preflight()
 
 
 # --- preview --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from redis import Redis
 from rq import Worker
 
 from tests.conftest import SECRET_KEY
-from tests.faultkit import wait_for
+from tests.faultkit import patient, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -62,7 +62,7 @@ def test_the_supervisor_replaces_a_dead_process_and_stops_all_on_sigterm(tmp_pat
         assert first[1] in pids and len(pids) == 2
 
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=patient(30)) == 0
         assert _gone(pids)
         log = (tmp_path / "worker.log").read_text()
         assert "exited (status -9); starting another" in log
@@ -86,7 +86,7 @@ def test_a_configuration_it_refuses_stops_it_with_status_2_before_any_process_st
     tmp_path, own_redis
 ):
     proc = _start(tmp_path, own_redis.url, FAREWELL_SECRET_KEY="short")
-    assert proc.wait(timeout=60) == 2
+    assert proc.wait(timeout=patient(60)) == 2
     log = (tmp_path / "worker.log").read_text()
     assert "refusing to start" in log and "supervising" not in log
 
@@ -100,7 +100,7 @@ def test_a_worker_started_before_redis_waits_for_it_then_works(tmp_path, own_red
         own_redis.start()
         wait_for(lambda: _registered(own_redis.url) == 1, 30, "the RQ worker")
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=patient(30)) == 0
     finally:
         if proc.poll() is None:
             proc.kill()

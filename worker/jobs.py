@@ -130,7 +130,7 @@ def _note_member_event(rt: Runtime, event: Event) -> str | None:
             fields["came_back_at"] = repr(event.occurred_at.timestamp())
     paused = None
     if kind not in (EventKind.ERASED, EventKind.OTHER):
-        # Win-backs that come due while paused are dropped at send time (see README).
+        # Win-backs that come due while paused are dropped at send time (see docs/playbook.md).
         subscription = event.subscription_id or (event.membership.id if event.membership else "")
         paused = (subscription, kind is EventKind.PAUSED)
     return rt.store.note_member_event(event.member, event.event_id, fields, paused)

@@ -1,6 +1,6 @@
 """Typed settings, read from the environment in one place.
 
-Every variable is documented in the README's configuration table. Defaults are chosen so
+Every variable is documented in docs/configuration.md. Defaults are chosen so
 that `make run` works on a fresh machine; production sets the secrets.
 """
 
@@ -100,7 +100,7 @@ class Settings:
     # and survey answer; empty: no notifications.
     notify_url: str = field(default="", repr=False)  # a secret, like the key
 
-    # Operations (README "Guarantees" and "Operations")
+    # Operations (docs/guarantees.md, docs/operations.md)
     log_format: str = "text"  # text | json
     # Refused webhooks (bad credentials) per source and client IP per window:
     # "<count>/<seconds>"; "0" switches it off. Authenticated ones are never limited.

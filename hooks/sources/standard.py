@@ -5,7 +5,7 @@ Headers `webhook-id`, `webhook-timestamp` (Unix seconds) and `webhook-signature`
 space-separated list of `v1,<base64 HMAC-SHA256>` of `"{id}.{timestamp}.{raw body}"`, keyed
 with the base64-decoded part of the `whsec_...` secret. Any v1 may match; the timestamp
 must be within 5 minutes of now. The body follows our small schema, documented in
-docs/standard-webhooks.md:
+docs/sources/standard.md:
 
     {"type": "membership.cancelled", "timestamp": "2024-05-01T10:00:00Z",
      "data": {"member": {"email", "id", "first_name", "last_name", "locale"},
