@@ -58,6 +58,13 @@ def expects_continue(data: bytes) -> bool:
     return end >= 0 and _EXPECT_CONTINUE.search(b"\r\n" + data[: end + 2]) is not None
 
 
+def without_expect(data: bytes) -> bytes:
+    """The request without its `Expect: 100-continue` line, once we have sent the 100
+    ourselves (so gunicorn does not send a second one)."""
+    end = data.find(_HEADERS_END) + 2
+    return _EXPECT_CONTINUE.sub(b"\r\n", data[:end], count=1) + data[end:]
+
+
 class _Receiving:
     """A connection whose request is still arriving."""
 
@@ -115,8 +122,7 @@ class BufferingWorker(ThreadWorker):
             self._stop_receiving(entry)
             self._hand_over(entry)
         elif not entry.continued and expects_continue(bytes(entry.buffer)):
-            # The client sends its body only after this; gunicorn may send a second one
-            # later, which HTTP/1.1 clients must accept (RFC 9110, 15.2).
+            # The client sends its body only after this (curl waits a second without it).
             entry.continued = True
             self._send_quietly(sock, b"HTTP/1.1 100 Continue\r\n\r\n")
 
@@ -125,7 +131,8 @@ class BufferingWorker(ThreadWorker):
         if conn.parser is None:
             # What TConn.init would build for plain HTTP/1.x: it skips a parser already set.
             conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
-        conn.parser.unreader.unread(bytes(entry.buffer))
+        data = bytes(entry.buffer)
+        conn.parser.unreader.unread(without_expect(data) if entry.continued else data)
         entry.buffer = bytearray()  # the entry may wait in `receiving` a while yet
         conn.data_ready = True  # no second wait for data in the thread
         conn.farewell_buffered = True

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from devstack.redis_server import free_port
-from hooks.gunicorn_worker import expects_continue, request_complete
+from hooks.gunicorn_worker import expects_continue, request_complete, without_expect
 from tests import payloads
 from tests.faultkit import wait_for
 
@@ -81,6 +81,17 @@ def test_stalled_uploads_do_not_stop_webhooks_or_healthz(stack):
                 timeout=30,
             )
             assert webhook.status_code == 202, webhook.text
+        # A client that waits for "100 Continue" before its body gets it, then its answer.
+        body = payloads.body(payloads.memberpress(member_id=200, subscription_id="200"))
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+            client.sendall(
+                f"POST /hooks/memberpress?key={key} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+            )
+            assert client.recv(1024).startswith(b"HTTP/1.1 100 Continue\r\n")
+            client.sendall(body)
+            assert client.recv(4096).startswith(b"HTTP/1.1 202 ")  # one 100, then the answer
         # Past WEB_READ_TIMEOUT, a stalled upload is answered 408 and closed.
         for sock in stalled:
             reply = sock.recv(1024)
@@ -120,3 +131,5 @@ def test_expects_continue_once_the_headers_are_in():
     assert expects_continue(HEAD + b"Expect: 100-continue\r\nContent-Length: 9\r\n\r\n")
     assert not expects_continue(HEAD + b"Expect: 100-continue\r\n")
     assert not expects_continue(HEAD + b"Content-Length: 9\r\n\r\n")
+    sent = HEAD + b"Expect: 100-Continue\r\nContent-Length: 2\r\n\r\n{}"
+    assert without_expect(sent) == HEAD + b"Content-Length: 2\r\n\r\n{}"
