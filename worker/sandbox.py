@@ -500,9 +500,6 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     code_generator_class = _GuardingCodeGenerator
     intercepted_binops = frozenset({"*", "**", "%", "+"})
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, finalize=_finalize, **kwargs)
-
     def install_bounds(self, globals_: Mapping[str, Any]) -> None:
         """Wrap every filter, add the guards, and set the only globals templates see."""
         self.filters = {name: bounded_filter(name, f) for name, f in self.filters.items()}
@@ -557,10 +554,3 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             return type(text)(formatter.vformat(text, args, kwargs))
 
         return bounded_format
-
-
-def _finalize(value: Any) -> Any:
-    """Every `{{ }}` value before it is printed: a list or dict is written out whole."""
-    if isinstance(value, list | tuple | dict):
-        _refuse_size(size_of(value))
-    return value
