@@ -31,6 +31,9 @@ READ_TIMEOUT = float(os.environ.get("WEB_READ_TIMEOUT", "10"))
 # Past this much buffered, the request goes to a thread as it is: the app answers 413 for a
 # body over FAREWELL_MAX_BODY_BYTES from its headers alone (gunicorn's drain is bounded).
 MAX_BUFFER = 2 * 1024 * 1024
+# All connections of one process together: past this, a request goes to a thread as it is
+# (stock gthread), so many large slow uploads cannot take the process's memory either.
+MAX_BUFFERED = 64 * 1024 * 1024
 _HEADERS_END = b"\r\n\r\n"
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*(\d{1,12})[ \t]*\r\n", re.I)
 _CHUNKED = re.compile(rb"\r\ntransfer-encoding[ \t]*:[^\r\n]*chunked", re.I)
@@ -82,6 +85,7 @@ class BufferingWorker(ThreadWorker):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.receiving: deque[_Receiving] = deque()  # by deadline, oldest first
+        self.buffered = 0  # bytes held in `receiving` buffers
 
     def enqueue_req(self, conn) -> None:
         # gthread calls this for a new connection (accept), a kept-alive one that became
@@ -96,6 +100,7 @@ class BufferingWorker(ThreadWorker):
             self._hand_over(entry)
             return
         conn.sock.setblocking(False)
+        self.buffered += len(entry.buffer)
         self.receiving.append(entry)
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._readable, entry))
 
@@ -118,7 +123,12 @@ class BufferingWorker(ThreadWorker):
             self._drop(entry)
             return
         entry.buffer += data
-        if request_complete(bytes(entry.buffer)) or len(entry.buffer) > MAX_BUFFER:
+        self.buffered += len(data)
+        if (
+            request_complete(bytes(entry.buffer))
+            or len(entry.buffer) > MAX_BUFFER
+            or self.buffered > MAX_BUFFERED
+        ):
             self._stop_receiving(entry)
             self._hand_over(entry)
         elif not entry.continued and expects_continue(bytes(entry.buffer)):
@@ -140,6 +150,7 @@ class BufferingWorker(ThreadWorker):
 
     def _stop_receiving(self, entry: _Receiving) -> None:
         entry.done = True  # removed from the deque lazily, in murder_pending
+        self.buffered -= len(entry.buffer)
         try:
             self.poller.unregister(entry.conn.sock)
         except (OSError, KeyError, ValueError):
