@@ -1,7 +1,9 @@
 """Gunicorn settings for the `web` process (read by the Procfile's `-c gunicorn.conf.py`).
 
 Heroku conventions: bind 0.0.0.0:$PORT, size from WEB_CONCURRENCY. Threads, because a
-webhook request mostly waits on one Redis round trip.
+webhook request mostly waits on one Redis round trip; and a request reaches a thread only
+once it has fully arrived (hooks/gunicorn_worker.py), so slow clients cannot hold the
+threads: one that takes longer than WEB_READ_TIMEOUT seconds (default 10) gets a 408.
 """
 
 import os
@@ -9,7 +11,7 @@ import os
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("WEB_THREADS", "4"))
-worker_class = "gthread"
+worker_class = "hooks.gunicorn_worker.BufferingWorker"  # gthread, buffering
 graceful_timeout = 20
 timeout = 30
 accesslog = "-"

@@ -19,6 +19,7 @@ from tests import payloads
 from tests import source_payloads as sp
 from tests.conftest import json_of
 from tests.fixtures_sources import STRIPE_API_KEY, STRIPE_SECRET, stripe_header
+from tests.rq_helpers import run_queued
 from worker import jobs
 from worker.events import Event, EventKind
 from worker.queues import EVENT_RETRY, event_job_id
@@ -357,6 +358,27 @@ def test_a_deleted_customer_means_nobody_to_write_to(post_source, work, outbox, 
     event_id = json_of(post_source.stripe(deleted()))["event_id"]
     work()
     assert outbox() == []
+    assert jobs.handle_event(event_id) == "no member to write to"
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "victim@example.com\r\nReply-To: attacker@evil.test",
+        "victim@example.com\nBcc: attacker@evil.test",
+        "victim@example.com>, attacker@evil.test",
+        "not an address",
+    ],
+)
+def test_an_email_from_stripes_api_is_validated_like_one_from_a_webhook(
+    post_source, smtp_runtime, smtp_server, stripe_api, email
+):
+    stripe_api.customers["cus_PqR5tUv"] = sp.stripe_customer(email=email)
+    stripe_api.start()
+    event_id = json_of(post_source.stripe(deleted()))["event_id"]
+    run_queued(smtp_runtime.queue)
+    assert smtp_server.sink.messages == []  # over real SMTP: no injected Reply-To or Bcc
+    assert smtp_server.sink.envelopes == []
     assert jobs.handle_event(event_id) == "no member to write to"
 
 

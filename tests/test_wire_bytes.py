@@ -8,7 +8,8 @@ import email.policy
 
 import pytest
 
-from worker.mail.message import OutgoingEmail, to_mime, wire_bytes
+from worker.mail.errors import MailConfigError, RecipientRejected
+from worker.mail.message import OutgoingEmail, clean_header, to_mime, wire_bytes
 
 
 def _parse(data: bytes):
@@ -53,6 +54,7 @@ HEADERS = (
         {},
         {"to_name": "José Ñandú", "sender": '"Zoë, the team" <zoe@example.com>'},
         {"to_name": "Jane\r\nBcc: victim@example.com", "subject": "Hi\nBcc: x@example.com"},
+        {"to_name": "Jane\x00\x1b[31m\x7fDoe", "subject": "Hi\x01\x0bthere"},
         {"to_name": "", "subject": "plain ascii", "headers": {}},
         {"text": "one\r\ntwo\rthree\u2028same line\n\n", "html": "<p>no final newline</p>"},
         # Longer than one encoded-word, with 4-byte characters across the chunk edges.
@@ -95,3 +97,46 @@ def test_an_address_it_cannot_encode_behaves_as_to_mime_does():
     with pytest.raises(Exception) as theirs:
         to_mime(outgoing)
     assert type(ours.value) is type(theirs.value)
+
+
+@pytest.mark.parametrize(
+    "to",
+    [
+        "victim@example.com\r\nReply-To: attacker@evil.test",
+        "victim@example.com\nBcc: attacker@evil.test",
+        "victim@example.com\rX: y",
+        "vic\x00tim@example.com",
+        "vic\x7ftim@example.com",
+        "victim@example.com attacker@evil.test",
+    ],
+)
+def test_an_address_with_a_line_break_or_control_character_is_refused(to):
+    # Whatever let it through upstream, the writer never puts it into a message: the job
+    # sees a permanent "invalid_address" rejection (suppressed, never retried).
+    with pytest.raises(RecipientRejected) as caught:
+        _outgoing(to=to)
+    assert caught.value.reason == "invalid_address"
+    assert "attacker" not in str(caught.value)  # the message is logged: no address in it
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"message_id": "<a@example.com>\r\nBcc: attacker@evil.test"},
+        {"headers": {"List-Unsubscribe": "<https://x.example/u>\r\nBcc: attacker@evil.test"}},
+        {"headers": {"List-Id\r\nBcc": "attacker@evil.test"}},
+        {"headers": {"List-Id": "club\x00"}},
+    ],
+)
+def test_a_header_value_with_a_control_character_is_refused(overrides):
+    with pytest.raises(ValueError, match="control character"):
+        _outgoing(**overrides)
+
+
+def test_a_sender_with_a_line_break_is_a_configuration_error():
+    with pytest.raises(MailConfigError):
+        _outgoing(sender="Club <club@example.com>\r\nBcc: attacker@evil.test")
+
+
+def test_names_and_subjects_are_folded_to_one_clean_line():
+    assert clean_header("Jane\r\nBcc: x\x00\x1b[1m\tDoe") == "Jane Bcc: x [1m Doe"

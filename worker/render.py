@@ -3,18 +3,14 @@
 Templates are marketers' content, so they run in an immutable SandboxedEnvironment with
 StrictUndefined (a misspelt variable fails loudly instead of mailing a blank) and see only
 the plain values in the context we pass: no settings, no environment, no files. Rendering is
-bounded in time and size (see `limits`), so a template that loops forever or builds a huge
-string fails with `RenderLimitError` instead of hanging a worker or eating its memory.
+bounded in time and size (worker/sandbox.py), so a template that loops forever or builds a
+huge string fails with `RenderLimitError` instead of hanging a worker or eating its memory.
 """
 
 from __future__ import annotations
 
-import functools
 import re
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -24,17 +20,22 @@ from typing import Any
 import css_inline
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateNotFound, pass_context
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import Cycler, Joiner, Namespace
+from jinja2.utils import Cycler, Joiner
 
-# Limits for one email (each part). A real email is a few tens of KB.
-MAX_OUTPUT_CHARS = 512 * 1024
-# Wall-clock budget for rendering one email, checked as output is produced and on every
-# call, filter and range step inside the template.
-RENDER_BUDGET_SECONDS = 2.0
-# Numbers a template may use as a repeat count, width or exponent.
-MAX_NUMBER = 100_000
-_BIG_WIDTH = re.compile(r"\d{6,}")
+from .sandbox import (
+    MAX_VALUE_CHARS,
+    RENDER_BUDGET_SECONDS,
+    BoundedNamespace,
+    BoundedSandbox,
+    bounded_range,
+    metered,
+    tick,
+)
+from .sandbox import RenderLimitError as RenderLimitError  # callers catch it from here
+
+# An email part's output (HTML or text) is one value: the same limit.
+MAX_OUTPUT_CHARS = MAX_VALUE_CHARS
+
 # Locale and membership ids come from webhooks and become folder names: keep them plain.
 _LOCALE = re.compile(r"[A-Za-z]{2,3}(_[A-Za-z0-9]{2,4})?")
 _MEMBERSHIP = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -76,10 +77,6 @@ _CURRENCY_SYMBOLS = {"USD": "$", "BRL": "R$", "EUR": "€", "GBP": "£"}
 
 class TemplateMissing(LookupError):
     """No template of that name in any of the lookup folders."""
-
-
-class RenderLimitError(RuntimeError):
-    """A template took too long or produced (or tried to build) too much."""
 
 
 @dataclass(frozen=True)
@@ -169,99 +166,6 @@ def plain(value: Any, where: str = "context") -> Any:
     raise TypeError(f"{where}: {type(value).__name__} is not plain data")
 
 
-# --- the bounded sandbox --------------------------------------------------------------------
-
-_deadline: ContextVar[float | None] = ContextVar("render_deadline", default=None)
-
-
-def _tick() -> None:
-    deadline = _deadline.get()
-    if deadline is not None and time.monotonic() > deadline:
-        raise RenderLimitError("rendering took too long (an endless loop?)")
-
-
-def _check_size(value: Any) -> Any:
-    if isinstance(value, str | list | tuple | dict) and len(value) > MAX_OUTPUT_CHARS:
-        raise RenderLimitError(f"a value grew past {MAX_OUTPUT_CHARS} characters")
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**15:
-        raise RenderLimitError("a number grew too large")
-    return value
-
-
-def _check_number(value: Any) -> None:
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_NUMBER:
-        raise RenderLimitError(f"numbers used as counts or widths must stay under {MAX_NUMBER}")
-
-
-def _bounded_range(*args: int) -> Iterator[int]:
-    for arg in args:
-        _check_number(arg)
-    for n, item in enumerate(range(*args)):
-        if n % 256 == 0:
-            _tick()
-        yield item
-
-
-class _BoundedNamespace(Namespace):
-    def __setitem__(self, name: str, value: Any) -> None:
-        _tick()
-        super().__setitem__(name, _check_size(value))
-
-
-def _bounded_filter(func: Callable[..., Any]) -> Callable[..., Any]:
-    # The filtered value may be any size; the filter's own arguments (widths, counts) not.
-    skip = 2 if getattr(func, "jinja_pass_arg", None) else 1
-
-    @functools.wraps(func)  # keeps jinja's pass_context marker
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        _tick()
-        for arg in (*args[skip:], *kwargs.values()):
-            _check_number(arg)
-            _check_size(arg)
-        return _check_size(func(*args, **kwargs))
-
-    return wrapper
-
-
-class BoundedSandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox (no attribute starting with `_`, no list/dict mutation, no
-    unsafe callables) plus time and size bounds on everything a template can repeat."""
-
-    intercepted_binops = frozenset({"*", "**", "%", "+"})
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        _tick()
-        sequences = (str, list, tuple)
-        if operator == "*" and (isinstance(left, sequences) or isinstance(right, sequences)):
-            _check_number(left)  # 'x' * 1000000000
-            _check_number(right)
-        if operator == "**":
-            _check_number(right)
-        if operator == "%" and isinstance(left, str):
-            if _BIG_WIDTH.search(left):
-                raise RenderLimitError("format widths must stay under 100000")
-            if "*" in left:  # '%*d' takes its width from the arguments
-                for arg in right if isinstance(right, tuple) else (right,):
-                    _check_number(arg)
-        return _check_size(super().call_binop(context, operator, left, right))
-
-    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        _tick()
-        for arg in (*args, *kwargs.values()):
-            _check_size(arg)
-        return _check_size(super().call(__context, __obj, *args, **kwargs))
-
-    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
-        wrapped = super().wrap_str_format(value)
-        if wrapped is not None and _BIG_WIDTH.search(value.__self__):
-
-            def refuse(*args: Any, **kwargs: Any) -> str:
-                raise RenderLimitError("format widths must stay under 100000")
-
-            return refuse
-        return wrapped
-
-
 def bounded(chunks: Iterator[str], limit: int = MAX_OUTPUT_CHARS) -> str:
     """Join rendered output, stopping as soon as it is too long or too slow."""
     out: list[str] = []
@@ -270,20 +174,10 @@ def bounded(chunks: Iterator[str], limit: int = MAX_OUTPUT_CHARS) -> str:
         size += len(chunk)
         if size > limit:
             raise RenderLimitError(f"the email is longer than {limit} characters")
-        _tick()
+        if len(out) % 64 == 0:  # loops count their own steps; this is the backstop
+            tick()
         out.append(chunk)
     return "".join(out)
-
-
-@contextmanager
-def render_budget(seconds: float = RENDER_BUDGET_SECONDS) -> Iterator[None]:
-    """Give the renders inside a deadline (per thread/context, so concurrent renders in the
-    web process each get their own)."""
-    token = _deadline.set(time.monotonic() + seconds)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
 
 
 # --- the renderer ---------------------------------------------------------------------------
@@ -298,14 +192,18 @@ def make_environment(templates_dir: Path) -> BoundedSandbox:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    # Only harmless helpers; no lipsum (unbounded text), and a range that watches the clock.
-    env.globals.clear()
-    env.globals.update(
-        range=_bounded_range, dict=dict, namespace=_BoundedNamespace, cycler=Cycler, joiner=Joiner
-    )
     env.filters["date"] = _date_filter
     env.filters["money"] = _money_filter
-    env.filters = {name: _bounded_filter(f) for name, f in env.filters.items()}
+    # Only harmless helpers; no lipsum (unbounded text), and a range that watches the clock.
+    env.install_bounds(
+        {
+            "range": bounded_range,
+            "dict": dict,
+            "namespace": BoundedNamespace,
+            "cycler": Cycler,
+            "joiner": Joiner,
+        }
+    )
     return env
 
 
@@ -382,7 +280,7 @@ class Renderer:
             text_tpl = self.env.get_template(text_name)
         except TemplateNotFound as exc:
             raise TemplateMissing(str(exc)) from exc
-        with render_budget(self.budget_seconds):
+        with metered(self.budget_seconds):
             subject = one_line(self._block(html_tpl, "subject", values))
             preheader = one_line(self._block(html_tpl, "preheader", values))
             html = self._inliner.inline(self._render(html_tpl, values))

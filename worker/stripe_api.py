@@ -21,6 +21,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from .addresses import is_email
 from .events import Event, EventKind, Member
 from .locales import normalize_locale
 from .settings import Settings
@@ -101,9 +102,11 @@ class StripeClient:
 
 
 def member_from_customer(customer: Mapping[str, Any]) -> Member | None:
-    """Our Member from a Stripe customer; None when it has no email to write to."""
+    """Our Member from a Stripe customer; None when it has no email to write to. The
+    address is checked exactly like one from a webhook: an API reply is untrusted input
+    too (a customer's email is whatever they typed into a form)."""
     email = customer.get("email")
-    if not isinstance(email, str) or "@" not in email:
+    if not isinstance(email, str) or not is_email(email.strip()):
         return None
     name = customer.get("name") if isinstance(customer.get("name"), str) else ""
     first, _, last = (name or "").strip().partition(" ")
@@ -154,7 +157,7 @@ def prepare_event(event: Event, client: StripeClient, store: Store) -> Event | N
         return None
     member = member_from_customer(customer)
     if member is None:
-        log.warning("event %s: Stripe customer has no email, nothing to do", event.event_id)
+        log.warning("event %s: Stripe customer has no valid email, nothing to do", event.event_id)
         return None
     store.clear_stripe_error()  # the key works (again)
     event = replace(event, member=member)

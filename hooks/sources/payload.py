@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import hmac
 import json
-import re
 import time
 from datetime import UTC, datetime
 from typing import Any
 
+from worker.addresses import MAX_EMAIL_LENGTH, is_email
 from worker.events import Member, Membership
 from worker.locales import normalize_locale
 
 from .errors import AuthError, PayloadError
 
-_EMAIL = re.compile(
-    r"^[^@\s<>(),;:\"\[\]\\]{1,64}"  # local part: no spaces, brackets or separators
-    r"@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.[A-Za-z]{2,63}$"  # a real domain
-)
 MAX_NAME = 200
 
 
@@ -74,8 +70,8 @@ def get_text(
 
 
 def get_email(data: dict[str, Any], key: str, path: str) -> str:
-    email = get_text(data, key, path, required=True, max_length=254)
-    if not _EMAIL.match(email):
+    email = get_text(data, key, path, required=True, max_length=MAX_EMAIL_LENGTH)
+    if not is_email(email):
         raise PayloadError(f"{path} is not an email address")
     return email
 

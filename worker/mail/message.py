@@ -12,6 +12,12 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
 from functools import lru_cache
 
+from .errors import MailConfigError, RecipientRejected
+
+# Control characters (CR and LF among them) end a header line or confuse a reader: never
+# written into an address or a header value.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
 
 @dataclass(frozen=True)
 class OutgoingEmail:
@@ -26,6 +32,21 @@ class OutgoingEmail:
     tags: Mapping[str, str] = field(default_factory=dict)  # sequence, step: for provider metadata
     to_name: str = ""
 
+    def __post_init__(self) -> None:
+        # Addresses and the values we build (Message-ID, List-* headers) are refused whole:
+        # a line break in one would add a header (Reply-To, Bcc) to the message. Names and
+        # the subject are text, folded to one line by `clean_header` when written.
+        if _CONTROL.search(self.to) or " " in self.to:
+            raise RecipientRejected(
+                "the recipient's address holds a control character or a space",
+                reason="invalid_address",
+            )
+        if _CONTROL.search(self.sender):
+            raise MailConfigError("FAREWELL_MAIL_FROM holds a control character")
+        for name, value in (("Message-ID", self.message_id), *self.headers.items()):
+            if _CONTROL.search(name) or _CONTROL.search(value):
+                raise ValueError(f"the {name!r} header holds a control character")
+
 
 @lru_cache(maxsize=64)
 def split_address(value: str) -> tuple[str, str]:
@@ -35,8 +56,9 @@ def split_address(value: str) -> tuple[str, str]:
 
 
 def clean_header(value: str) -> str:
-    """Names come from webhooks: strip anything that could break out of a header."""
-    return " ".join(value.replace("\r", " ").replace("\n", " ").split())
+    """Names come from webhooks and APIs: whitespace (CR and LF included) folds to one
+    space, other control characters go."""
+    return " ".join(_CONTROL.sub(" ", value).split())
 
 
 _clean = clean_header
