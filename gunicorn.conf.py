@@ -44,3 +44,15 @@ if os.environ.get("FAREWELL_LOG_FORMAT", "text") == "json":
         },
         "root": {"level": "INFO", "handlers": []},
     }
+
+
+def on_starting(server):
+    """Refuse to start on a bad setting with one clear line, before any worker boots (else
+    each worker prints a traceback and gunicorn exits with "App failed to load")."""
+    from worker.settings import Settings, SettingsError
+
+    try:
+        Settings.from_env()
+    except SettingsError as exc:
+        server.log.error("refusing to start: %s", exc)
+        raise SystemExit(2) from None

@@ -7,6 +7,7 @@ the same totals; the spool backlog is this host's gauge.
     farewell_jobs_total{job,outcome}                      RQ jobs finished, ok or failed
     farewell_emails_total{transport,result}               sent, rejected, deferred, ...
     farewell_spool_replayed_total{result}                  events replayed from the spool
+    farewell_admin_refused_total{source,status}            wrong admin logins: 401 or 429
     farewell_spool_backlog                                 events waiting in this host's spool
     farewell_events_pending                                accepted events not yet handled
     farewell_redis_up                                      1 when Redis answered this scrape
@@ -26,6 +27,7 @@ HELP = {
     "farewell_jobs_total": "Background jobs finished, by job and outcome.",
     "farewell_emails_total": "Email send attempts, by transport and result.",
     "farewell_spool_replayed_total": "Events replayed from the local spool into Redis.",
+    "farewell_admin_refused_total": "Refused admin logins, by outcome (401 or 429).",
 }
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
