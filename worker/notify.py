@@ -67,7 +67,12 @@ def answer_text(
 
 def post(url: str, text: str) -> None:
     # Notifications are a few per cancellation: a fresh connection each is fine.
-    response = requests.post(url, json={"text": text}, timeout=TIMEOUT)
+    try:
+        response = requests.post(url, json={"text": text}, timeout=TIMEOUT)
+    except requests.RequestException as exc:
+        # requests' messages quote the URL's path (a Slack webhook's secret part), and a
+        # chained exception would print them in RQ's traceback: name the host only.
+        raise NotifyFailed(f"{urlsplit(url).hostname}: {type(exc).__name__}") from None
     if not 200 <= response.status_code < 300:
         raise NotifyFailed(f"{urlsplit(url).hostname} answered HTTP {response.status_code}")
 
