@@ -1,7 +1,8 @@
 """`GET /metrics`: Prometheus text format, totals across every web and worker process.
 
-Counters are kept in Redis (worker/store/keys.py `metrics`), so any web process answers with
-the same totals; the spool backlog is this host's gauge.
+Counters are kept in Redis (worker/store/keys.py `metrics`), so any web process answers
+with the same totals; the spool backlog is this host's gauge. With FAREWELL_METRICS_TOKEN
+set, scrapes need `Authorization: Bearer <token>` (hooks/ops_auth.py).
 
     farewell_events_received_total{source,kind,status}  webhooks by what the receiver did
     farewell_jobs_total{job,outcome}                      RQ jobs finished, ok or failed
@@ -18,6 +19,7 @@ from __future__ import annotations
 from flask import Blueprint, Response
 from redis.exceptions import RedisError
 
+from .ops_auth import token_required
 from .services import get_services
 
 bp = Blueprint("metrics", __name__)
@@ -69,6 +71,7 @@ def render(counters: dict, backlog: int, redis_up: bool, pending: int | None = N
 
 
 @bp.get("/metrics")
+@token_required  # when FAREWELL_METRICS_TOKEN is set
 def metrics() -> Response:
     services = get_services()
     try:

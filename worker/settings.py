@@ -27,6 +27,7 @@ SUPPORTED_LOCALES = ("en", "pt_BR")
 MIN_ADMIN_PASSWORD = 12
 MIN_WEBHOOK_KEY = 8
 MIN_STANDARD_SECRET_BYTES = 24
+MIN_METRICS_TOKEN = 16
 # Secrets a sender presents (or signs with), checked against MIN_WEBHOOK_KEY.
 WEBHOOK_KEYS = (
     "memberpress_key",
@@ -119,6 +120,8 @@ class Settings:
     # Refused webhooks (bad credentials) per source and client IP per window:
     # "<count>/<seconds>"; "0" switches it off. Authenticated ones are never limited.
     rate_limit: str = DEFAULT_RATE_LIMIT
+    # Bearer token for /metrics and /healthz's details; empty: both public.
+    metrics_token: str = ""
     # Reverse proxies in front of the web process whose X-Forwarded-For may be trusted.
     trusted_proxies: int = 0
     # Sequences (guardrails)
@@ -195,6 +198,11 @@ class Settings:
                     f"{env_name(name)} is shorter than {MIN_WEBHOOK_KEY} characters: anyone "
                     "could guess it. Use the key the plugin generated, or a long random one."
                 )
+        if self.metrics_token and len(self.metrics_token) < MIN_METRICS_TOKEN:
+            raise SettingsError(
+                f"FAREWELL_METRICS_TOKEN is shorter than {MIN_METRICS_TOKEN} characters. "
+                "Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         if self.admin_password and len(self.admin_password) < MIN_ADMIN_PASSWORD:
             raise SettingsError(
                 f"FAREWELL_ADMIN_PASSWORD is shorter than {MIN_ADMIN_PASSWORD} characters; "
