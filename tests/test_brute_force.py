@@ -127,7 +127,7 @@ def test_both_processes_refuse_to_start_with_one_clear_line(redis_url, command):
         "FAREWELL_SECRET_KEY": "x" * 32,
         "FAREWELL_ADMIN_PASSWORD": "a",
     }
-    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
     assert "refusing to start: FAREWELL_ADMIN_PASSWORD is shorter than 12 characters" in output

@@ -35,7 +35,8 @@ class Window:
 
 
 def open_window(redis: Redis, name: str, key: str, interval: int, now: float) -> Window:
-    opened, start = redis.eval(_OPEN_SCRIPT, 1, window_key(name, key), repr(now), interval)
+    script = redis.register_script(_OPEN_SCRIPT)  # EVALSHA, loading the script once
+    opened, start = script(keys=[window_key(name, key)], args=[repr(now), interval])
     return Window(bool(opened), float(start) + interval)
 
 
