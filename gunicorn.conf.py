@@ -14,33 +14,53 @@ threads = int(os.environ.get("WEB_THREADS", "4"))
 worker_class = "hooks.gunicorn_worker.BufferingWorker"  # gthread, buffering
 graceful_timeout = 20
 timeout = 30
-accesslog = "-"
 # %(U)s is the path without the query string: `?key=` secrets never reach the log.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 control_socket_disable = True
 
-if os.environ.get("FAREWELL_LOG_FORMAT", "text") == "json":
-    # Gunicorn's own lines as JSON objects too (the app's come from worker/logs.py).
-    accesslog = None
-    logconfig_dict = {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "worker.logs.JsonFormatter"}},
-        "handlers": {
-            "access": {
-                "class": "logging.StreamHandler",
-                "formatter": "json",
-                "stream": "ext://sys.stdout",
-            },
-            "error": {
-                "class": "logging.StreamHandler",
-                "formatter": "json",
-                "stream": "ext://sys.stderr",
-            },
+# Gunicorn's own lines go through worker/logs.py's formatters: JSON objects, or text lines
+# with control characters escaped (a path with %0d%0a must not write a forged line).
+_json_logs = os.environ.get("FAREWELL_LOG_FORMAT", "text") == "json"
+_text = "worker.logs.TextFormatter"
+accesslog = None  # the handlers below write it
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "access": {"()": "worker.logs.JsonFormatter"}
+        if _json_logs
+        else {"()": _text, "fmt": "%(message)s"},
+        "error": {"()": "worker.logs.JsonFormatter"}
+        if _json_logs
+        else {"()": _text, "fmt": "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"},
+    },
+    "handlers": {
+        "access": {
+            "class": "logging.StreamHandler",
+            "formatter": "access",
+            "stream": "ext://sys.stdout",
         },
-        "loggers": {
-            "gunicorn.error": {"handlers": ["error"], "level": "INFO", "propagate": False},
-            "gunicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        "error": {
+            "class": "logging.StreamHandler",
+            "formatter": "error",
+            "stream": "ext://sys.stderr",
         },
-        "root": {"level": "INFO", "handlers": []},
-    }
+    },
+    "loggers": {
+        "gunicorn.error": {"handlers": ["error"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+    },
+    "root": {"level": "INFO", "handlers": []},
+}
+
+
+def on_starting(server):
+    """Refuse to start on a bad setting with one clear line, before any worker boots (else
+    each worker prints a traceback and gunicorn exits with "App failed to load")."""
+    from worker.settings import Settings, SettingsError
+
+    try:
+        Settings.from_env()
+    except SettingsError as exc:
+        server.log.error("refusing to start: %s", exc)
+        raise SystemExit(2) from None

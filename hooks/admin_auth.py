@@ -1,29 +1,39 @@
 """HTTP basic auth for the owner's pages: user `admin`, password FAREWELL_ADMIN_PASSWORD.
 
-Without a password the admin does not exist (404), rather than being open.
+Without a password the admin does not exist (404), rather than being open. Wrong
+credentials count towards FAREWELL_RATE_LIMIT per client address; past it, that address
+gets 429 until the window ends, even with the right password (hooks/ratelimit.py).
 """
 
 from __future__ import annotations
 
 import functools
 import hmac
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from flask import Response, abort, request
 
+from . import ratelimit
 from .services import get_services
 
+log = logging.getLogger(__name__)
 ADMIN_USER = "admin"
 REALM = 'Basic realm="Farewell admin", charset="UTF-8"'
+REFUSED_METRIC = "farewell_admin_refused_total"
 
 
 def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        password = get_services().settings.admin_password
+        services = get_services()
+        password = services.settings.admin_password
         if not password:
             abort(404)
+        retry_after = ratelimit.blocked(services.store, services.settings, "admin")
+        if retry_after is not None:
+            return ratelimit.too_many("admin", retry_after, plain=True)
         auth = request.authorization
         ok = (
             auth is not None
@@ -32,6 +42,14 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
             and hmac.compare_digest((auth.password or "").encode(), password.encode())
         )
         if not ok:
+            # A browser's first request carries no credentials: only a wrong guess counts.
+            if auth is not None:
+                retry_after = ratelimit.note_refusal(
+                    services.store, services.settings, "admin", REFUSED_METRIC
+                )
+                if retry_after is not None:
+                    return ratelimit.too_many("admin", retry_after, plain=True)
+                log.info("admin: wrong user name or password from %s", ratelimit.client_address())
             return Response(
                 "Authentication required.\n",
                 401,

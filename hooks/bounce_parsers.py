@@ -13,6 +13,7 @@ import functools
 import hashlib
 import hmac
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,8 @@ class Suppress:
 def _json(body: bytes) -> Any:
     try:
         return json.loads(body)
+    except RecursionError as exc:
+        raise BouncePayloadError("body is nested too deeply") from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BouncePayloadError("body is not JSON") from exc
 
@@ -89,11 +92,24 @@ def parse_postmark(body: bytes) -> list[Suppress]:
 
 # --- Mailgun ------------------------------------------------------------------------------
 # JSON `{"signature": {"timestamp", "token", "signature"}, "event-data": {...}}`; the
-# signature is hex HMAC-SHA256 of timestamp + token under the webhook signing key.
+# signature is hex HMAC-SHA256 of timestamp + token under the webhook signing key. It does
+# not cover the body: one captured signature would sign any event. So the timestamp must be
+# fresh and each token is accepted once (the caller remembers tokens, bounces.py).
+
+MAILGUN_TOLERANCE = 5 * 60  # seconds either side of now
+MAILGUN_TOKEN_TTL = 2 * MAILGUN_TOLERANCE  # a token is remembered longer than it is fresh
+_MAX_TIMESTAMP_DIGITS = 12  # Unix seconds until the year 33658: longer is not a time
 
 
-def check_mailgun(secret: str, body: bytes) -> dict[str, Any]:
-    """Verify the signature inside the body; return the parsed payload."""
+@dataclass(frozen=True)
+class MailgunPayload:
+    data: dict[str, Any]
+    token: str  # signed, single use
+
+
+def check_mailgun(secret: str, body: bytes, now: float | None = None) -> MailgunPayload:
+    """Verify the signature inside the body and the freshness of its timestamp; return the
+    parsed payload and its token (the caller refuses a token already seen)."""
     data = _json(body)
     if not isinstance(data, dict):
         raise BouncePayloadError("expected one JSON object")
@@ -103,10 +119,19 @@ def check_mailgun(secret: str, body: bytes) -> dict[str, Any]:
     timestamp, token, signature = (str(sig.get(k, "")) for k in ("timestamp", "token", "signature"))
     if not (timestamp and token and signature):
         raise BounceAuthError("signature is incomplete")
-    expected = hmac.new(secret.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature):
+    key = secret.encode()
+    expected = hmac.new(key, (timestamp + token).encode(), hashlib.sha256).hexdigest()
+    # Bytes, not str: compare_digest refuses non-ASCII strings with a TypeError.
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
         raise BounceAuthError("signature does not match")
-    return data
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > _MAX_TIMESTAMP_DIGITS:
+        raise BounceAuthError("signature.timestamp must be Unix seconds")
+    age = (time.time() if now is None else now) - int(timestamp)
+    if abs(age) > MAILGUN_TOLERANCE:
+        raise BounceAuthError(
+            f"signature.timestamp is {int(age)} s from now (tolerance {MAILGUN_TOLERANCE} s)"
+        )
+    return MailgunPayload(data, token)
 
 
 def parse_mailgun(data: dict[str, Any]) -> list[Suppress]:

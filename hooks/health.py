@@ -13,12 +13,14 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
+from .ops_auth import details_need_token
 from .services import get_services
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@details_need_token  # with FAREWELL_METRICS_TOKEN set, only `status` for the public
 def healthz() -> ResponseReturnValue:
     services = get_services()
     store = services.store

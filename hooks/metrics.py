@@ -1,12 +1,14 @@
 """`GET /metrics`: Prometheus text format, totals across every web and worker process.
 
-Counters are kept in Redis (worker/store/keys.py `metrics`), so any web process answers with
-the same totals; the spool backlog is this host's gauge.
+Counters are kept in Redis (worker/store/keys.py `metrics`), so any web process answers
+with the same totals; the spool backlog is this host's gauge. With FAREWELL_METRICS_TOKEN
+set, scrapes need `Authorization: Bearer <token>` (hooks/ops_auth.py).
 
     farewell_events_received_total{source,kind,status}  webhooks by what the receiver did
     farewell_jobs_total{job,outcome}                      RQ jobs finished, ok or failed
     farewell_emails_total{transport,result}               sent, rejected, deferred, ...
     farewell_spool_replayed_total{result}                  events replayed from the spool
+    farewell_admin_refused_total{source,status}            wrong admin logins: 401 or 429
     farewell_spool_backlog                                 events waiting in this host's spool
     farewell_events_pending                                accepted events not yet handled
     farewell_redis_up                                      1 when Redis answered this scrape
@@ -17,6 +19,7 @@ from __future__ import annotations
 from flask import Blueprint, Response
 from redis.exceptions import RedisError
 
+from .ops_auth import token_required
 from .services import get_services
 
 bp = Blueprint("metrics", __name__)
@@ -26,6 +29,7 @@ HELP = {
     "farewell_jobs_total": "Background jobs finished, by job and outcome.",
     "farewell_emails_total": "Email send attempts, by transport and result.",
     "farewell_spool_replayed_total": "Events replayed from the local spool into Redis.",
+    "farewell_admin_refused_total": "Refused admin logins, by outcome (401 or 429).",
 }
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -67,6 +71,7 @@ def render(counters: dict, backlog: int, redis_up: bool, pending: int | None = N
 
 
 @bp.get("/metrics")
+@token_required  # when FAREWELL_METRICS_TOKEN is set
 def metrics() -> Response:
     services = get_services()
     try:

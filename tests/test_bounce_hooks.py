@@ -8,11 +8,14 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
+import time
 from dataclasses import replace
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from hooks import create_app
 from tests.conftest import json_of
@@ -65,8 +68,16 @@ POSTMARK_HARD_BOUNCE = {
 }
 
 
-def _mailgun(event: dict, key: str = MAILGUN_SIGNING_KEY) -> dict:
-    timestamp, token = "1795640000", "a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0"
+def _mailgun(
+    event: dict,
+    key: str = MAILGUN_SIGNING_KEY,
+    *,
+    timestamp: str | None = None,
+    token: str | None = None,
+) -> dict:
+    """A Mailgun post as Mailgun signs it: now, with a fresh token (each used once)."""
+    timestamp = timestamp or str(int(time.time()))
+    token = token or secrets.token_hex(25)
     signature = hmac.new(key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
     return {
         "signature": {"timestamp": timestamp, "token": token, "signature": signature},
@@ -189,6 +200,72 @@ def test_mailgun_bad_signature_is_401(hooks_client, runtime):
     unsigned = hooks_client.post("/hooks/mailgun-events", json={"event-data": event})
     assert unsigned.status_code == 401
     assert not runtime.store.is_suppressed("b@example.com")
+
+
+def test_a_replayed_mailgun_signature_is_refused(hooks_client, runtime):
+    """The signature covers timestamp + token only: a captured one must not sign other
+    bodies, nor the same body again."""
+    seen = _mailgun({"event": "failed", "severity": "temporary", "recipient": "a@example.com"})
+    assert hooks_client.post("/hooks/mailgun-events", json=seen).status_code == 200
+    forged = {**seen, "event-data": {"event": "complained", "recipient": "victim@example.com"}}
+    response = hooks_client.post("/hooks/mailgun-events", json=forged)
+    assert response.status_code == 401
+    assert "already used" in json_of(response)["error"]
+    assert hooks_client.post("/hooks/mailgun-events", json=seen).status_code == 401
+    assert not runtime.store.is_suppressed("victim@example.com")
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "words"),
+    [
+        ("1000000000", "s from now"),  # 2001
+        (str(int(time.time()) - 301), "s from now"),
+        (str(int(time.time()) + 400), "s from now"),
+        ("9" * 5000, "Unix seconds"),  # past Python's int-from-string limit
+        ("²", "Unix seconds"),
+    ],
+    ids=["2001", "301 s old", "400 s ahead", "5000 digits", "superscript two"],
+)
+def test_a_stale_or_malformed_mailgun_timestamp_is_refused(hooks_client, runtime, timestamp, words):
+    event = {"event": "complained", "recipient": "victim@example.com"}
+    response = hooks_client.post("/hooks/mailgun-events", json=_mailgun(event, timestamp=timestamp))
+    assert response.status_code == 401
+    assert words in json_of(response)["error"]
+    assert not runtime.store.is_suppressed("victim@example.com")
+
+
+def test_mailgun_tokens_are_remembered_longer_than_a_timestamp_stays_fresh(hooks_client, runtime):
+    from hooks.bounce_parsers import MAILGUN_TOLERANCE
+    from hooks.replay import token_key
+
+    body = _mailgun({"event": "complained", "recipient": "b@example.com"}, token="t0k3n")
+    assert hooks_client.post("/hooks/mailgun-events", json=body).status_code == 200
+    assert runtime.store.redis.ttl(token_key("mailgun-events", "t0k3n")) > MAILGUN_TOLERANCE
+
+
+def test_a_mailgun_post_that_met_a_redis_outage_passes_when_retried(settings, own_redis):
+    """The token of a 503 is released: Mailgun's retry carries the same one."""
+    app = create_app(
+        {
+            "TESTING": True,
+            "SETTINGS": replace(
+                settings, redis_url=own_redis.url, mailgun_webhook_signing_key=MAILGUN_SIGNING_KEY
+            ),
+        }
+    )
+    client = app.test_client()
+    store = app.extensions["farewell"].store
+    body = _mailgun({"event": "complained", "recipient": "b@example.com"})
+    real_suppress = store.suppress
+
+    def failing(*args):
+        raise RedisConnectionError("connection lost")
+
+    store.suppress = failing
+    assert client.post("/hooks/mailgun-events", json=body).status_code == 503
+    store.suppress = real_suppress
+    assert client.post("/hooks/mailgun-events", json=body).status_code == 200
+    assert store.is_suppressed("b@example.com")
 
 
 # --- SendGrid -------------------------------------------------------------------------------

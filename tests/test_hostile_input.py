@@ -1,13 +1,19 @@
-"""Hostile and random bodies against POST /hooks/memberpress: never a 500, always a clear
-4xx (or a 2xx for a valid event), and nothing stored for what is refused."""
+"""Hostile and random bodies against POST /hooks/memberpress, then every POST endpoint:
+never a 500, always a clear 4xx (or a 2xx for a valid event), and nothing stored for what
+is refused."""
 
 from __future__ import annotations
 
 import base64
 import json
+import re
+import string
+import time
 from dataclasses import replace
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -172,57 +178,151 @@ def test_random_bodies_never_break_the_receiver(unlimited_client, runtime, raw):
         redis.flushdb()
 
 
-# --- every source, whatever lands later ---------------------------------------------------
+# --- every POST endpoint, whatever lands later ----------------------------------------------
+
+BOUNCE_KEYS = {
+    "postmark_webhook_key": "hostile-postmark-key-0001",
+    "mailgun_webhook_signing_key": "hostile-mailgun-key-0002",
+}
+SENDGRID_PRIVATE = ec.generate_private_key(ec.SECP256R1())
+ADMIN_PASSWORD = "hostile-admin-password-0003"
 
 
 @pytest.fixture
 def every_source_client(settings, runtime):
-    """An app with every registered source switched on (a throwaway secret each)."""
+    """An app with every registered source, bounce endpoint and the admin switched on."""
     from hooks.sources import SOURCES
 
     secrets = {
         m.SECRET_SETTING: f"hostile-test-secret-{n:04d}" for n, m in enumerate(SOURCES.values())
     }
     # A Standard Webhooks secret is whsec_<base64>; Farewell refuses to start with another.
-    secrets["standard_secret"] = "whsec_" + base64.b64encode(b"hostile-test-secret").decode()
-    hostile = replace(settings, rate_limit="0", **secrets)
+    secrets["standard_secret"] = (
+        "whsec_" + base64.b64encode(b"hostile-test-secret-24bytes").decode()
+    )
+    public = SENDGRID_PRIVATE.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    hostile = replace(
+        settings,
+        rate_limit="0",
+        admin_password=ADMIN_PASSWORD,
+        sendgrid_webhook_public_key=base64.b64encode(public).decode(),
+        **BOUNCE_KEYS,
+        **secrets,
+    )
     hostile.validate()  # only settings Farewell would start with
     app = create_app({"TESTING": True, "SETTINGS": hostile})
     return app.test_client(), sorted(SOURCES)
 
 
+def _sendgrid_signed(body: bytes) -> dict[str, str]:
+    stamp = str(int(time.time()))
+    signature = SENDGRID_PRIVATE.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+    return {
+        "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+        "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+    }
+
+
+DEEP = b"[" * 100_000
+HUGE_NUMBER = "9" * 5_000
+# What a hostile review sent before and after authentication: each once broke a request
+# with a 500 and a traceback.
+ATTACKS = [
+    ("stripe", "Stripe-Signature: t=²", {"Stripe-Signature": "t=²,v1=00"}, b"{}"),
+    ("stripe", "5,000-digit t", {"Stripe-Signature": f"t={HUGE_NUMBER},v1=00"}, b"{}"),
+    (
+        "standard",
+        "5,000-digit webhook-timestamp",
+        {"webhook-id": "m1", "webhook-timestamp": HUGE_NUMBER, "webhook-signature": "v1,AA=="},
+        b"{}",
+    ),
+    (
+        "standard",
+        "webhook-timestamp ²",
+        {"webhook-id": "m1", "webhook-timestamp": "²", "webhook-signature": "v1,AA=="},
+        b"{}",
+    ),
+    (
+        "mailgun-events",
+        "non-ASCII signature",
+        {},
+        json.dumps(
+            {"signature": {"timestamp": "1", "token": "t", "signature": "é"}}, ensure_ascii=False
+        ).encode(),
+    ),
+    ("mailgun-events", "100,000 [", {}, DEEP),
+    ("postmark-bounce?key=" + BOUNCE_KEYS["postmark_webhook_key"], "authenticated deep", {}, DEEP),
+    ("sendgrid-events", "authenticated deep", _sendgrid_signed(DEEP), DEEP),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "raw"), [(a[0], a[2], a[3]) for a in ATTACKS], ids=[a[1] for a in ATTACKS]
+)
+def test_reviewed_attacks_get_a_clear_4xx(every_source_client, runtime, path, headers, raw):
+    client, _ = every_source_client
+    response = client.post(f"/hooks/{path}", data=raw, headers=headers)
+    assert response.status_code in (400, 401), response.data[:200]
+    assert json_of(response)["error"]
+    assert stored_keys(runtime.store.redis) == []
+
+
+def _post_targets(app, sources: list[str]) -> list[tuple[str, str | None]]:
+    """Every POST route of the app, as (rule, source): `/hooks/<source>` once per source."""
+    targets: list[tuple[str, str | None]] = []
+    for rule in app.url_map.iter_rules():
+        if "POST" not in (rule.methods or ()):
+            continue
+        if "source" in rule.arguments:
+            targets += [(rule.rule, source) for source in sources]
+        else:
+            targets.append((rule.rule, None))
+    return targets
+
+
 header_values = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
+path_parts = st.text(string.ascii_letters + string.digits + "-_.~", min_size=1, max_size=40)
+mailgun_like = st.fixed_dictionaries(
+    {
+        "signature": st.fixed_dictionaries(
+            {"timestamp": field_values, "token": field_values, "signature": field_values}
+        ),
+        "event-data": json_values,
+    }
+).map(lambda v: json.dumps(v).encode())
+HEADER_NAMES = [
+    "MEMBERPRESS-WEBHOOK-KEY",
+    "X-WC-Webhook-Signature",
+    "X-WC-Webhook-Topic",
+    "Stripe-Signature",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "Content-Type",
+    "Authorization",
+    "X-Twilio-Email-Event-Webhook-Signature",
+    "X-Twilio-Email-Event-Webhook-Timestamp",
+]
 
 
 @pytest.mark.slow
 @settings(max_examples=examples(500), deadline=None, suppress_health_check=list(HealthCheck))
-@given(data=st.data(), raw=bodies)
-def test_unauthenticated_random_bodies_to_every_source_never_break_it(
+@given(data=st.data(), raw=bodies | mailgun_like)
+def test_unauthenticated_random_posts_to_every_endpoint_never_break_it(
     every_source_client, runtime, data, raw
 ):
     client, sources = every_source_client
-    source = data.draw(st.sampled_from(sources))
-    headers = data.draw(
-        st.dictionaries(
-            st.sampled_from(
-                [
-                    "MEMBERPRESS-WEBHOOK-KEY",
-                    "X-WC-Webhook-Signature",
-                    "X-WC-Webhook-Topic",
-                    "Stripe-Signature",
-                    "webhook-id",
-                    "webhook-timestamp",
-                    "webhook-signature",
-                    "Content-Type",
-                ]
-            ),
-            header_values,
-            max_size=4,
-        )
+    rule, source = data.draw(st.sampled_from(_post_targets(client.application, sources)))
+    path = re.sub(
+        r"<[^>]+>", lambda _: data.draw(path_parts), rule.replace("<source>", source or "")
     )
+    headers = data.draw(st.dictionaries(st.sampled_from(HEADER_NAMES), header_values, max_size=4))
     before = set(stored_keys(runtime.store.redis))
-    response = client.post(f"/hooks/{source}", data=raw, headers=headers)
-    assert response.status_code < 500, (source, response.status_code, raw[:100])
-    if response.status_code >= 400:
+    response = client.post(path, data=raw, headers=headers)
+    assert response.status_code < 500, (path, response.status_code, raw[:100])
+    if response.status_code >= 400 and path.startswith("/hooks/"):
         assert json_of(response)["error"]
+    if response.status_code >= 400:
         assert set(stored_keys(runtime.store.redis)) == before

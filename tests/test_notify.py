@@ -8,11 +8,14 @@ from dataclasses import replace
 import pytest
 from rq.job import Job
 
+from tests import payloads
 from tests.conftest import json_of
 from tests.rq_helpers import release_due
 from tests.test_feedback_page import submit
 from worker import jobs
 from worker.notify import NOTIFY_RETRY, answer_text, cancellation_text
+
+ANSWER_INTERVAL = 3600  # documented: one survey-answer notification per sequence an hour
 
 
 @pytest.fixture
@@ -50,7 +53,7 @@ def test_a_rerun_event_job_posts_once(post_hook, work, notify_server, runtime):
 
 
 def test_survey_answers_are_posted_and_updates_say_so(
-    client, post_hook, work, survey_links, notify_server
+    client, post_hook, work, survey_links, notify_server, runtime
 ):
     post_hook.memberpress()
     work()
@@ -59,6 +62,9 @@ def test_survey_answers_are_posted_and_updates_say_so(
     work()
     submit(client, links["other"], reason="other", no_email="1")
     work()
+    assert len(notify_server.received) == 2  # the update waits for the hour's follow-up
+    release_due(runtime.queue, time.time() + ANSWER_INTERVAL)
+    work()
     assert texts(notify_server)[1:] == [
         "Survey answer from j***@example.com (Gold Club): It costs more than it's worth to me "
         "“Pricey &lt;b&gt;&amp; far&lt;/b&gt;”",
@@ -66,6 +72,43 @@ def test_survey_answers_are_posted_and_updates_say_so(
         "(asked not to be emailed again)",
     ]
     assert all("jane.doe" not in t for t in texts(notify_server))
+
+
+def test_a_resubmitted_survey_makes_one_notification_an_hour_with_the_latest_answer(
+    client, post_hook, work, survey_links, notify_server, runtime
+):
+    post_hook.memberpress()
+    work()
+    links = survey_links()
+    for n in range(15):
+        submit(client, links["too_expensive"], reason="too_expensive", comment=f"take {n}")
+        work()
+    answers = texts(notify_server)[1:]
+    assert len(answers) == 1 and "take 0" in answers[0]
+    # Nothing more within the hour; at its end one follow-up with the answer as it stands.
+    assert release_due(runtime.queue, time.time() + ANSWER_INTERVAL - 60) == []
+    assert len(release_due(runtime.queue, time.time() + ANSWER_INTERVAL + 1)) == 1
+    work()
+    answers = texts(notify_server)[1:]
+    assert len(answers) == 2
+    assert answers[1].startswith("Survey answer updated") and "take 14" in answers[1]
+    # The follow-up opened the next hour: an answer right after it waits again.
+    submit(client, links["other"], reason="other")
+    work()
+    assert len(texts(notify_server)) == 3
+
+
+def test_answers_of_two_sequences_are_not_collapsed_together(
+    client, post_hook, work, survey_links, notify_server
+):
+    post_hook.memberpress()
+    post_hook.memberpress(payloads.memberpress(email="bob@example.com", subscription_id="2"))
+    work()
+    for email in ("jane.doe@example.com", "bob@example.com"):
+        links = survey_links(email)
+        submit(client, links["other"], reason="other")
+    work()
+    assert len([t for t in texts(notify_server) if t.startswith("Survey answer from")]) == 2
 
 
 def test_a_failing_endpoint_is_retried_and_never_blocks_the_email(

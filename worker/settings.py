@@ -22,6 +22,21 @@ DEFAULT_QUEUE = "farewell"
 # Generous: a cancellation wave from one WordPress site (one IP) is ~tens per second at worst.
 DEFAULT_RATE_LIMIT = "300/60"
 SUPPORTED_LOCALES = ("en", "pt_BR")
+# Guessable secrets have floors (README "Security"): MemberPress generates 10-character keys;
+# the Standard Webhooks spec asks for a 24-byte key at least.
+MIN_ADMIN_PASSWORD = 12
+MIN_WEBHOOK_KEY = 8
+MIN_STANDARD_SECRET_BYTES = 24
+MIN_METRICS_TOKEN = 16
+# Secrets a sender presents (or signs with), checked against MIN_WEBHOOK_KEY.
+WEBHOOK_KEYS = (
+    "memberpress_key",
+    "woocommerce_secret",
+    "pmpro_key",
+    "stripe_secret",
+    "postmark_webhook_key",
+    "mailgun_webhook_signing_key",
+)
 # Guardrails no playbook can switch off: one sequence per member per cooldown, at most this
 # many emails per sequence; a comeback this soon after a win-back email counts as won back.
 DEFAULT_SEQUENCE_COOLDOWN_DAYS = 180
@@ -105,6 +120,8 @@ class Settings:
     # Refused webhooks (bad credentials) per source and client IP per window:
     # "<count>/<seconds>"; "0" switches it off. Authenticated ones are never limited.
     rate_limit: str = DEFAULT_RATE_LIMIT
+    # Bearer token for /metrics and /healthz's details; empty: both public.
+    metrics_token: str = ""
     # Reverse proxies in front of the web process whose X-Forwarded-For may be trusted.
     trusted_proxies: int = 0
     # Sequences (guardrails)
@@ -167,6 +184,31 @@ class Settings:
             )
         if self.standard_secret and not _is_whsec(self.standard_secret):
             raise SettingsError("FAREWELL_STANDARD_SECRET must look like whsec_<base64>")
+        if self.standard_secret and _whsec_bytes(self.standard_secret) < MIN_STANDARD_SECRET_BYTES:
+            raise SettingsError(
+                f"FAREWELL_STANDARD_SECRET is {_whsec_bytes(self.standard_secret)} bytes after "
+                f"base64; the Standard Webhooks spec asks for {MIN_STANDARD_SECRET_BYTES} at "
+                "least. Generate one with: python -c 'import base64, secrets; "
+                'print("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())\''
+            )
+        for name in WEBHOOK_KEYS:
+            value = getattr(self, name)
+            if value and len(value) < MIN_WEBHOOK_KEY:
+                raise SettingsError(
+                    f"{env_name(name)} is shorter than {MIN_WEBHOOK_KEY} characters: anyone "
+                    "could guess it. Use the key the plugin generated, or a long random one."
+                )
+        if self.metrics_token and len(self.metrics_token) < MIN_METRICS_TOKEN:
+            raise SettingsError(
+                f"FAREWELL_METRICS_TOKEN is shorter than {MIN_METRICS_TOKEN} characters. "
+                "Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        if self.admin_password and len(self.admin_password) < MIN_ADMIN_PASSWORD:
+            raise SettingsError(
+                f"FAREWELL_ADMIN_PASSWORD is shorter than {MIN_ADMIN_PASSWORD} characters; "
+                "the admin is on the internet. Generate one with: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(18))'"
+            )
         if self.notify_url and not self.notify_url.startswith(("http://", "https://")):
             raise SettingsError("FAREWELL_NOTIFY_URL must be an http:// or https:// URL")
         if self.log_format not in ("text", "json"):
@@ -210,6 +252,11 @@ class Settings:
                 "print(secrets.token_urlsafe(32))'"
             )
         return self.secret_key
+
+
+def _whsec_bytes(secret: str) -> int:
+    key = secret.removeprefix("whsec_")
+    return len(base64.b64decode(key + "=" * (-len(key) % 4)))
 
 
 def _is_whsec(secret: str) -> bool:

@@ -115,6 +115,18 @@ def check_signed(
         raise AuthError(f"{label} is {int(age)} s from now (tolerance {tolerance} s)")
 
 
+MAX_TIMESTAMP_DIGITS = 12  # Unix seconds until the year 33658: longer is not a time
+
+
+def signed_timestamp(text: str) -> int | None:
+    """A signature header's Unix seconds, or None. ASCII digits only (`isdigit()` alone
+    takes "²", which int() refuses) and few of them (int() refuses 4,300+ digits, and a
+    huge int cannot be compared with a float time)."""
+    if text.isascii() and text.isdigit() and len(text) <= MAX_TIMESTAMP_DIGITS:
+        return int(text)
+    return None
+
+
 def parse_iso_datetime(value: str) -> datetime | None:
     """ISO 8601 ('2024-01-02T10:00:00', optionally with an offset or Z); naive means UTC."""
     try:

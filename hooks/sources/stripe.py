@@ -33,7 +33,15 @@ from flask import Request
 from worker.events import Event, EventKind, Member, Membership
 
 from .errors import AuthError, Ignored, PayloadError
-from .payload import check_signed, get_bool, get_object, get_text, load_object, parse_unix
+from .payload import (
+    check_signed,
+    get_bool,
+    get_object,
+    get_text,
+    load_object,
+    parse_unix,
+    signed_timestamp,
+)
 
 SECRET_SETTING = "stripe_secret"  # noqa: S105 - a field name, not a secret
 SIGNATURE_HEADER = "Stripe-Signature"
@@ -68,8 +76,8 @@ def _parse_header(header: str) -> tuple[int, list[str]]:
     signatures: list[str] = []
     for item in header.split(","):
         key, _, value = item.strip().partition("=")
-        if key == "t" and value.isdigit():
-            timestamp = int(value)
+        if key == "t" and signed_timestamp(value) is not None:
+            timestamp = signed_timestamp(value)
         elif key == "v1" and value:
             signatures.append(value)
     if timestamp is None:
