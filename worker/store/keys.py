@@ -36,6 +36,10 @@ Layout (all under the `farewell:` prefix):
     pool:{name}:given          hash member_key -> the code that member got
     pool:{name}:loaded         sha256 of the pool file last loaded
     ping:{source}              hash: the last activation ping (at, detail), for operators
+    substate:{source}:{hash}   hash: a subscription's last known state and latest payment
+                               (state, changed_at, revision, expires_at, amount, paid_at),
+                               for sources without event ids; written with the event by
+                               worker/subscription_state.py (no TTL, no personal data)
     metrics                    hash "<name>|<label>=<value>,..." -> count (Prometheus counters,
                                see metrics.py)
     ratelimit:{bucket}:{window}  refused webhooks in one fixed window (TTL: the window + 1 s)
@@ -47,10 +51,10 @@ Layout (all under the `farewell:` prefix):
     mail:last_error            JSON {transport, stream, error, at, sequence, step}: the last
                                configuration error of the mail transport, for /healthz
 
-The web side writes `dedupe`, `event` and `pending` together with the RQ job that handles
-the event (in one Lua call), plus `suppressed` (unsubscribe page, the survey's "don't email
-me", `suppress` commands), `feedback` (survey page), sequence stops (`member resume`),
-`ping`, `metrics` and `ratelimit`; the worker owns the rest.
+The web side writes `dedupe`, `event` and `pending` (and `substate`) together with the RQ
+job that handles the event (in one Lua call), plus `suppressed` (unsubscribe page, the
+survey's "don't email me", `suppress` commands), `feedback` (survey page), sequence stops
+(`member resume`), `ping`, `metrics` and `ratelimit`; the worker owns the rest.
 """
 
 from __future__ import annotations
