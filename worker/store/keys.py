@@ -14,7 +14,9 @@ Layout (all under the `farewell:` prefix):
                                membership_id, membership_title, locale, started_at,
                                access_ends_at, status (active | stopped); once stopped:
                                outcome (came_back | won_back), came_back_at; after a
-                               win-back email: marketing_sent_at
+                               win-back email: marketing_sent_at; acted_at (when Farewell
+                               first acted: steps are spaced from it), note (a step dropped,
+                               worker/catchup.py)
     sequence:{sequence_id}:claims  set of steps that took a send claim (the per-sequence cap;
                                TTL: SEND_CLAIM_TTL)
     cooldown:{member_key}      the sequence id that holds the member's cooldown (TTL: cooldown)
