@@ -14,6 +14,7 @@ from rq import Retry
 from rq.job import get_current_job
 
 from . import batch, catchup, liveness, logs, sequences, subscription_state
+from .addresses import unsendable_reason
 from .cancellations import note_cancellation
 from .compose import compose
 from .events import STATEFUL_SOURCES, Event, EventKind, Member, utcnow
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 # JOB_TIMEOUT: what is left goes back to the queue for the next job.
 BATCH_SECONDS = 10.0
 SKIPPED_METRIC = "farewell_steps_dropped_total"  # steps not planned, by step and reason
+UNSENDABLE_METRIC = "farewell_unsendable_addresses_total"  # suppressed when first seen
 
 
 def handle_event(event_id: str) -> str:
@@ -71,6 +73,8 @@ def process_event(event_id: str) -> str:
     if event is None:
         rt.store.finish_event(event_id)
         return "no member to write to"
+    if event.kind is EventKind.CANCELLED:
+        _check_sendable(rt, event.member.email)
     came_back_at = _note_member_event(rt, event)
     outcome = act_on(event, came_back_at)
     rt.store.finish_event(event_id)
@@ -83,6 +87,15 @@ def process_event(event_id: str) -> str:
         outcome,
     )
     return outcome
+
+
+def _check_sendable(rt: Runtime, email: str) -> None:
+    """An address no transport of ours can carry is suppressed with the reason now: its
+    steps are then skipped ("address suppressed"), never retried for hours."""
+    reason = unsendable_reason(email, rt.settings.mail_transport)
+    if reason is not None and rt.store.suppress(email, f"unsendable: {reason}"):
+        log.warning("%s cannot be sent, suppressed: %s", mask_email(email), reason)
+        rt.store.count(UNSENDABLE_METRIC, transport=rt.settings.mail_transport)
 
 
 def _process_queued_behind() -> int:
