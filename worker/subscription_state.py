@@ -111,7 +111,8 @@ local skey = table.remove(KEYS, 1)
 local mode = table.remove(ARGV, 1)
 local value = table.remove(ARGV, 1)
 local amount = table.remove(ARGV, 1)
-local at = tonumber(table.remove(ARGV, 1))
+local at_text = table.remove(ARGV, 1)
+local at = tonumber(at_text)
 local recorded = table.remove(ARGV, 1)
 local cur = redis.call('HMGET', skey, 'state', 'changed_at', 'expires_at', 'amount', 'paid_at')
 local function refuse(code)
@@ -121,13 +122,13 @@ end
 if mode == 'payment' then
   if at < tonumber(cur[5] or '0') then return refuse(-2) end
   if cur[3] == value and cur[4] == amount then return refuse(-1) end
-  redis.call('HSET', skey, 'expires_at', value, 'amount', amount, 'paid_at', ARGV[4])
+  redis.call('HSET', skey, 'expires_at', value, 'amount', amount, 'paid_at', at_text)
   if recorded ~= '' then redis.call('HINCRBY', KEYS[4], recorded, 1) end
   return 2
 end
 if cur[1] and at < tonumber(cur[2] or '0') then return refuse(-2) end
 if cur[1] == value then return refuse(-1) end
-redis.call('HSET', skey, 'state', value, 'changed_at', ARGV[4])
+redis.call('HSET', skey, 'state', value, 'changed_at', at_text)
 redis.call('HINCRBY', skey, 'revision', 1)
 """
 _SCRIPT = _STATE_PROLOGUE + ACCEPT
