@@ -16,7 +16,7 @@ from tests import payloads, plugin_payloads, source_payloads
 from tests.conftest import BASE_URL, MEMBERPRESS_KEY, json_of, parts
 from tests.fixtures_sources import woocommerce_headers
 from tests.source_secrets import PMPRO_KEY
-from worker import subscription_state
+from worker import jobs, subscription_state
 from worker.events import member_key
 from worker.intake import Outcome, submit
 
@@ -170,6 +170,19 @@ def test_a_spooled_delivery_replayed_twice_acts_once_and_a_stale_one_not_at_all(
     later = memberpress.parse(mp.body(mp.mp_subscription("subscription-stopped")))
     assert submit(runtime.store, runtime.queue, later, 3600) is Outcome.QUEUED
     assert submit(runtime.store, runtime.queue, later, 3600) is Outcome.DUPLICATE
+
+
+def test_a_comeback_handled_after_a_later_cancellation_does_not_stop_it(runtime, clock):
+    """Two worker processes may take one member's events out of order: the resume that
+    came before the cancellation must not stop the cancellation's follow-ups."""
+    resume = memberpress.parse(mp.body(mp.mp_subscription("subscription-resumed")))
+    cancel = memberpress.parse(mp.body(mp.mp_subscription("subscription-stopped")))
+    for event in (resume, cancel):
+        assert submit(runtime.store, runtime.queue, event, 3600) is Outcome.QUEUED
+    assert jobs.process_event(cancel.event_id).startswith("sequence started")
+    assert jobs.process_event(resume.event_id) == "recorded resumed (no active sequence)"
+    assert runtime.store.load_sequence(cancel.event_id).status == "active"
+    assert clock.scheduled() == [f"step-{cancel.event_id}-winback"]
 
 
 def test_the_membership_locale_in_the_playbook_writes_in_portuguese(

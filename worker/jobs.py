@@ -235,6 +235,12 @@ def start_sequence(event: Event, came_back: str | None) -> str:
             planned += schedule_step(rt.queue, seq.id, step.id, delay)
         else:
             sent_now.append(f"{step.id} {_send_now(rt, seq.id, step.id, event.member)}")
+    current = rt.store.load_sequence(seq.id) if planned else None
+    if planned and (current is None or current.status != "active"):
+        # A comeback handled by another worker process while we planned: it found no step
+        # to cancel yet, so cancel what we just planned.
+        sequences.cancel_steps(rt.queue, seq.id, [step.id for step, _ in plan.due])
+        return "sequence stopped by a comeback while it was planned; steps cancelled"
     dropped_text = [f"{d.step.id} dropped ({d.reason})" for d in plan.dropped]
     return f"sequence {'started' if created else 'exists'}, " + ", ".join(
         [*sent_now, f"{planned} step(s) planned", *dropped_text]
