@@ -8,8 +8,9 @@ when it changes that state (Stripe and Standard Webhooks keep their own event id
 - the same state again is a duplicate (a resend, or a plugin firing twice);
 - a delivery older than the state's last change is stale (a spool replay overtaken by a
   newer delivery, or WooCommerce's send-time body older than what we have);
-- any other state is a change: it gets the next revision, which goes into the event id, so
-  pause -> resume -> pause -> resume is four events, each with its own RQ job.
+- any other state is a change (the hash counts them in `revision`): recorded and queued
+  under an event id that includes the delivery's time, so pause -> resume -> pause ->
+  resume is four events, each with its own RQ job.
 
 Payments (MemberPress transaction webhooks) do not change the state: they record the
 latest paid-until date and amount, which the subscription's cancellation then carries
@@ -21,7 +22,7 @@ Key (under the `farewell:` prefix):
                                        amount, paid_at (no TTL; no personal data)
 
 The check and the accept are one Lua script (one round trip, like any other webhook): the
-state test below, then store.py's accept script unchanged, so an event that changes the
+state test below, then worker/store/scripts.py's ACCEPT unchanged, so an event that changes the
 state is recorded and queued with its job or not at all. Two identical deliveries racing
 are serialized by Redis: the second finds the state the first wrote, a duplicate.
 
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,8 +47,6 @@ from redis.commands.core import Script
 from .events import STATEFUL_SOURCES, Event, EventKind
 from .store import PREFIX, RECEIVED_METRIC, JobRecord, Store, metric_field
 from .store.scripts import ACCEPT, accept_arguments
-
-log = logging.getLogger(__name__)
 
 NEVER = "never"  # a payment whose access never expires (MemberPress's zero date)
 __all__ = ["STATEFUL_SOURCES", "SubscriptionState", "Verdict", "accept", "load", "state_key"]
