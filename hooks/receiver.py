@@ -118,8 +118,7 @@ def _record_ping(services: Services, source: str, detail: str) -> None:
 def _note_oddities(services: Services, source: str, oddities: list[str]) -> None:
     """Optional fields read as absent: accepted anyway, but the owner should know."""
     log.warning("hooks/%s: accepted with oddities: %s", source, "; ".join(oddities[:10]))
-    for oddity in oddities:
-        field_ = oddity.split(" ", 1)[0]
+    for field_ in dict.fromkeys(o.split(" ", 1)[0] for o in oddities[:5]):  # a few at most
         services.store.count(ODDITIES_METRIC, source=source, field=field_)
 
 
