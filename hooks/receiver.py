@@ -21,9 +21,11 @@ from worker.store import RECEIVED_METRIC
 from . import ratelimit
 from .services import Services, get_services
 from .sources import SOURCES, AuthError, Ignored, PayloadError
+from .sources.payload import collect_oddities
 
 log = logging.getLogger(__name__)
 bp = Blueprint("receiver", __name__)
+ODDITIES_METRIC = "farewell_payload_oddities_total"  # optional fields read as absent
 
 
 def _error(status: int, message: str) -> ResponseReturnValue:
@@ -66,11 +68,18 @@ def receive(source: str) -> ResponseReturnValue:
             return response, 429
         log.info("hooks/%s: rejected credentials (%s)", source, exc)
         return _error(401, f"authentication failed: {exc}")
-    try:
-        result = module.parse(body, request.headers)
-    except PayloadError as exc:
-        count("invalid")
-        return _error(400, str(exc))
+    with collect_oddities() as oddities:
+        try:
+            result = module.parse(body, request.headers)
+        except PayloadError as exc:
+            count("invalid")
+            log.warning("hooks/%s: authenticated delivery not usable: %s", source, exc)
+            if getattr(module, "ACK_UNUSABLE", False):
+                # This plugin drops (or disables the webhook) on a 4xx: say why, in a 200.
+                return jsonify(status="invalid", reason=str(exc), error=str(exc)), 200
+            return _error(400, str(exc))
+    if oddities:
+        _note_oddities(services, source, oddities)
 
     if isinstance(result, Ignored):
         count("ignored")
@@ -80,7 +89,7 @@ def receive(source: str) -> ResponseReturnValue:
     logs.set_event_id(event_id)
     kind = result.kind.value
     try:
-        outcome = services.submit(result, counted=True)
+        outcome, event_id = services.accept(result, counted=True)
     except RedisError as exc:
         services.spool.append(result)
         log.warning(
@@ -90,9 +99,9 @@ def receive(source: str) -> ResponseReturnValue:
             event_id,
         )
         return jsonify(status="queued", event_id=event_id, spooled=True), 202
-    if outcome.value == "duplicate":
-        log.info("hooks/%s: %s event %s is a duplicate", source, kind, event_id)
-        return jsonify(status="duplicate", event_id=event_id), 200
+    if outcome.value in ("duplicate", "recorded"):
+        log.info("hooks/%s: %s event %s %s", source, kind, event_id, outcome.value)
+        return jsonify(status=outcome.value, event_id=event_id), 200
     log.info("hooks/%s: %s event %s queued", source, kind, event_id)
     return jsonify(status="queued", event_id=event_id), 202
 
@@ -104,6 +113,13 @@ def _record_ping(services: Services, source: str, detail: str) -> None:
         services.store.record_ping(source, detail)
     except RedisError as exc:
         log.warning("hooks/%s: ping not recorded, Redis unavailable (%s)", source, exc)
+
+
+def _note_oddities(services: Services, source: str, oddities: list[str]) -> None:
+    """Optional fields read as absent: accepted anyway, but the owner should know."""
+    log.warning("hooks/%s: accepted with oddities: %s", source, "; ".join(oddities[:10]))
+    for field_ in dict.fromkeys(o.split(" ", 1)[0] for o in oddities[:5]):  # a few at most
+        services.store.count(ODDITIES_METRIC, source=source, field=field_)
 
 
 def _counter(services: Services, source: str) -> Callable[..., None]:

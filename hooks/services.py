@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 
 from worker.events import Event
-from worker.intake import Outcome, submit
+from worker.intake import Outcome, accept, submit
 from worker.queues import make_queue, rq_connection
 from worker.reasons import Reason, load_reasons
 from worker.settings import Settings
@@ -53,9 +53,13 @@ class Services:
     def submit(self, event: Event, *, counted: bool = False) -> Outcome:
         return submit(self.store, self.queue, event, self.settings.dedupe_ttl, counted=counted)
 
+    def accept(self, event: Event, *, counted: bool = False) -> tuple[Outcome, str]:
+        """submit, also returning the event id as recorded (with its state revision)."""
+        return accept(self.store, self.queue, event, self.settings.dedupe_ttl, counted=counted)
+
     def replay_spool(self) -> ReplayResult:
         def submit_one(event: Event) -> bool:
-            new = self.submit(event) is Outcome.QUEUED
+            new = self.submit(event) is not Outcome.DUPLICATE
             result = "replayed" if new else "duplicate"
             self.store.count("farewell_spool_replayed_total", result=result)
             if new:

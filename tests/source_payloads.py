@@ -103,6 +103,7 @@ def pmpro_cancelled(
         "user_email": email,
         "old_level_status": old_level_status,
         "level": {"ID": "0"},
+        "trigger": "pmpro_after_change_membership_level",
     }
 
 
@@ -128,6 +129,7 @@ def pmpro_level(
             "startdate": "May 2, 2024",
             "enddate": "",
         },
+        "trigger": "pmpro_after_change_membership_level",
     }
 
 

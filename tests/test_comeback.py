@@ -45,7 +45,11 @@ def test_comeback_keys_on_the_address_not_the_plugin_member_id(post_hook, clock,
     clock.advance(seconds=0)
     post_hook.memberpress(
         payloads.memberpress(
-            CREATED, email="Jane.Doe@Example.com", member_id=999, subscription_id="5"
+            CREATED,
+            email="Jane.Doe@Example.com",
+            member_id=999,
+            subscription_id="5",
+            status="active",
         )
     )
     clock.advance(seconds=0)

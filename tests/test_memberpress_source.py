@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -60,7 +61,7 @@ def test_member_deleted_is_an_erasure_of_that_member():
 
 
 @pytest.mark.parametrize(
-    "name", ["transaction-completed", "member-logged-in", "subscription-upgraded"]
+    "name", ["transaction-refunded", "member-logged-in", "subscription-upgraded"]
 )
 def test_events_we_do_not_act_on_are_ignored_with_a_reason(name):
     result = parse(payloads.memberpress(name))
@@ -68,18 +69,20 @@ def test_events_we_do_not_act_on_are_ignored_with_a_reason(name):
     assert name in result.reason
 
 
-def test_the_same_real_event_has_the_same_id_whatever_the_delivery():
-    first = parse(payloads.memberpress())
-    second = parse({**payloads.memberpress(), "delivery": "another"})
-    assert first.event_id == second.event_id
+def test_a_delivery_keeps_its_id_when_replayed_from_the_spool():
+    event = parse(payloads.memberpress())
+    assert Event.from_dict(event.to_dict()).event_id == event.event_id
 
 
-@pytest.mark.parametrize(
-    "changes",
-    [{"subscription_id": "129"}, {"status": "pending"}],
-)
-def test_a_different_subscription_or_status_is_a_different_event(changes):
-    assert parse(payloads.memberpress(**changes)).event_id != parse(payloads.memberpress()).event_id
+def test_byte_identical_deliveries_are_told_apart_by_their_time():
+    """A second pause is byte-identical to the first: the subscription's state decides
+    (worker/subscription_state.py), and each change needs its own event id."""
+    assert parse(payloads.memberpress()).event_id != parse(payloads.memberpress()).event_id
+
+
+def test_a_different_subscription_at_the_same_instant_is_a_different_event():
+    event = parse(payloads.memberpress())
+    assert replace(event, subscription_id="129").event_id != event.event_id
 
 
 def test_the_event_name_is_part_of_the_identity():
@@ -124,8 +127,6 @@ def _without(path: str) -> dict:
         (json.dumps(_without("data")).encode(), "data is missing"),
         (json.dumps(_without("data.member")).encode(), "data.member is missing"),
         (json.dumps(_without("data.member.email")).encode(), "data.member.email is missing"),
-        (json.dumps(_without("data.membership")).encode(), "data.membership is missing"),
-        (json.dumps(_without("data.id")).encode(), "data.id is missing"),
         (
             json.dumps(payloads.memberpress(email="not-an-address")).encode(),
             "data.member.email is not an email address",
@@ -135,16 +136,8 @@ def _without(path: str) -> dict:
             "data.member.email must be a single line",
         ),
         (
-            json.dumps(payloads.memberpress(first_name="Jane\r\nBcc: x@evil.test")).encode(),
-            "data.member.first_name must be a single line",
-        ),
-        (
             json.dumps({**payloads.memberpress(), "data": [1]}).encode(),
             "data must be an object, not an array",
-        ),
-        (
-            json.dumps(payloads.memberpress(first_name=["J"])).encode(),
-            "data.member.first_name must be a string, not an array",
         ),
         (b"[" * 100_000 + b"]" * 100_000, "body is nested too deeply"),
     ],

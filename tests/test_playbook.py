@@ -194,3 +194,18 @@ def test_the_worker_refuses_to_start_with_a_broken_playbook(settings, tmp_path, 
     finally:
         set_runtime(None)
     assert "refusing to start" in caplog.text and "delay 'soon'" in caplog.text
+
+
+def test_a_membership_may_name_the_language_of_its_emails(tmp_path):
+    path = tmp_path / "playbook.toml"
+    path.write_text(
+        '[default]\nsteps = [{ template = "winback", delay = "1d", stream = "marketing" }]\n'
+        '[memberships.3006]\nlocale = "pt-BR"\n[memberships.3007]\nlocale = "fr"\n'
+    )
+    with pytest.raises(PlaybookError) as info:
+        load_playbook(path)
+    assert "[memberships.3007]" in str(info.value) and "'fr'" in str(info.value)
+    path.write_text(path.read_text().replace('locale = "fr"', ""))
+    playbook = load_playbook(path)
+    assert playbook.locale_for("3006") == "pt_BR"
+    assert playbook.locale_for("3007") is None and playbook.locale_for(None) is None

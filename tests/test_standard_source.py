@@ -146,6 +146,13 @@ def test_optional_fields_may_be_left_out():
     assert event.occurred_at.tzinfo is not None
 
 
+def test_odd_optional_fields_are_read_as_absent():
+    data = {"member": {"email": "a@example.com"}, "access_ends_at": "next week"}
+    data["membership"] = {"title": "X"}
+    event = parse({"type": "membership.cancelled", "data": data})
+    assert (event.access_ends_at, event.membership) == (None, None)
+
+
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
@@ -155,20 +162,6 @@ def test_optional_fields_may_be_left_out():
         (
             {"type": "membership.cancelled", "data": {"member": {"email": "nope"}}},
             "data.member.email is not an email",
-        ),
-        (
-            {
-                "type": "membership.cancelled",
-                "data": {"member": {"email": "a@example.com"}, "access_ends_at": "next week"},
-            },
-            "data.access_ends_at must be an ISO 8601",
-        ),
-        (
-            {
-                "type": "membership.cancelled",
-                "data": {"member": {"email": "a@example.com"}, "membership": {"title": "X"}},
-            },
-            "data.membership.id is missing",
         ),
     ],
 )

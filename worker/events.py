@@ -13,6 +13,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+# Sources whose deliveries carry no event id: deduplicated by subscription state.
+STATEFUL_SOURCES = frozenset({"memberpress", "woocommerce", "pmpro"})
+
 
 class EventKind(StrEnum):
     CANCELLED = "cancelled"  # the member stopped paying; access may run to the period's end
@@ -21,6 +24,7 @@ class EventKind(StrEnum):
     RESUMED = "resumed"  # a paused or cancelled subscription is active again: a comeback
     REACTIVATED = "reactivated"  # a new subscription for a known member: a comeback
     ERASED = "erased"  # the member was deleted at the source: forget them
+    PAYMENT = "payment"  # a paid transaction: until when access is paid (no action)
     OTHER = "other"
 
     @property
@@ -59,6 +63,7 @@ class Event:
     subscription_id: str = ""
     status: str = ""  # the source's own status string, part of the dedupe identity
     access_ends_at: datetime | None = None  # when paid-up access runs out, if the source says
+    amount: str = ""  # a payment's amount as the source wrote it ("10.00"), else ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -66,10 +71,16 @@ class Event:
         """Stable per real-world event, so a re-delivery dedupes.
 
         Derived from what identifies the event (source, name, subscription, status), never
-        from the delivery: plugins resend the same event with new delivery ids.
+        from the delivery: plugins resend the same event with new delivery ids. Sources
+        without event ids are deduplicated by state instead (worker/subscription_state.py):
+        their time joins the identity, so each real change has its own id (a second pause
+        is byte-identical to the first) while a spooled delivery replayed keeps one.
         """
         subject = self.subscription_id or self.member.id or self.member.key
-        identity = "\x1f".join((self.source, self.name, subject, self.status))
+        parts = [self.source, self.name, subject, self.status]
+        if self.source in STATEFUL_SOURCES:
+            parts.append(self.occurred_at.isoformat())
+        identity = "\x1f".join(parts)
         digest = hashlib.sha256(identity.encode()).hexdigest()[:24]
         return f"{self.source}-{digest}"
 
@@ -96,6 +107,7 @@ class Event:
             subscription_id=data.get("subscription_id", ""),
             status=data.get("status", ""),
             access_ends_at=_parse_dt(data.get("access_ends_at")),
+            amount=data.get("amount", ""),
             raw=data.get("raw") or {},
         )
 

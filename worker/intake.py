@@ -9,6 +9,7 @@ from enum import StrEnum
 from rq import Queue
 from rq.job import Job
 
+from . import subscription_state
 from .events import Event
 from .queues import enqueue_event, event_job_id, event_job_record
 from .store import Store
@@ -20,22 +21,44 @@ STALE_CHECK_LIMIT = 1000
 class Outcome(StrEnum):
     QUEUED = "queued"
     DUPLICATE = "duplicate"
+    RECORDED = "recorded"  # a payment's facts, remembered for the subscription; no job
 
 
 def submit(
     store: Store, queue: Queue, event: Event, dedupe_ttl: int, *, counted: bool = False
 ) -> Outcome:
-    """Record the event once and queue its handling, in one atomic Redis round trip.
-    Raises redis errors to the caller (which then spools the event). `counted`: the
-    receiver's metric (queued or duplicate) is added in the same round trip.
+    """`accept`, for callers that need only the outcome."""
+    return accept(store, queue, event, dedupe_ttl, counted=counted)[0]
+
+
+def accept(
+    store: Store, queue: Queue, event: Event, dedupe_ttl: int, *, counted: bool = False
+) -> tuple[Outcome, str]:
+    """Record the event once and queue its handling, in one atomic Redis round trip;
+    returns the outcome and the event's id. Raises redis errors to the caller
+    (which then spools the event). `counted`: the receiver's metric (queued or duplicate)
+    is added in the same round trip.
 
     The record and the job are written together or not at all, so an accepted event always
     has its job; `requeue_stale` remains the safety net for a job lost afterwards.
+    Sources without event ids are deduplicated by subscription state instead
+    (worker/subscription_state.py), in the same transaction.
     """
     job = event_job_record(queue, event.event_id)
+    if event.source in subscription_state.STATEFUL_SOURCES and event.subscription_id:
+        verdict = subscription_state.accept(store, event, dedupe_ttl, job, counted=counted)
+        return _OUTCOMES[verdict], event.event_id
     if not store.accept_event(event, dedupe_ttl, job, counted=counted):
-        return Outcome.DUPLICATE
-    return Outcome.QUEUED
+        return Outcome.DUPLICATE, event.event_id
+    return Outcome.QUEUED, event.event_id
+
+
+_OUTCOMES = {
+    subscription_state.Verdict.CHANGED: Outcome.QUEUED,
+    subscription_state.Verdict.RECORDED: Outcome.RECORDED,
+    subscription_state.Verdict.DUPLICATE: Outcome.DUPLICATE,
+    subscription_state.Verdict.STALE: Outcome.DUPLICATE,
+}
 
 
 def requeue_stale(

@@ -7,15 +7,17 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from rq import Retry
 from rq.job import get_current_job
 
-from . import batch, liveness, logs, sequences
+from . import batch, catchup, liveness, logs, sequences, subscription_state
+from .addresses import unsendable_reason
 from .cancellations import note_cancellation
 from .compose import compose
-from .events import Event, EventKind, Member, utcnow
+from .events import STATEFUL_SOURCES, Event, EventKind, Member, utcnow
 from .incentives import resolve_offer
 from .mail import Transport
 from .mail.errors import MailConfigError, RecipientRejected, TransientMailError
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 # An event job handles the events queued behind it for at most this long, far inside
 # JOB_TIMEOUT: what is left goes back to the queue for the next job.
 BATCH_SECONDS = 10.0
+SKIPPED_METRIC = "farewell_steps_dropped_total"  # steps not planned, by step and reason
+UNSENDABLE_METRIC = "farewell_unsendable_addresses_total"  # suppressed when first seen
 
 
 def handle_event(event_id: str) -> str:
@@ -69,6 +73,8 @@ def process_event(event_id: str) -> str:
     if event is None:
         rt.store.finish_event(event_id)
         return "no member to write to"
+    if event.kind is EventKind.CANCELLED:
+        _check_sendable(rt, event.member.email)
     came_back_at = _note_member_event(rt, event)
     outcome = act_on(event, came_back_at)
     rt.store.finish_event(event_id)
@@ -81,6 +87,15 @@ def process_event(event_id: str) -> str:
         outcome,
     )
     return outcome
+
+
+def _check_sendable(rt: Runtime, email: str) -> None:
+    """An address no transport of ours can carry is suppressed with the reason now: its
+    steps are then skipped ("address suppressed"), never retried for hours."""
+    reason = unsendable_reason(email, rt.settings.mail_transport)
+    if reason is not None and rt.store.suppress(email, f"unsendable: {reason}"):
+        log.warning("%s cannot be sent, suppressed: %s", mask_email(email), reason)
+        rt.store.count(UNSENDABLE_METRIC, transport=rt.settings.mail_transport)
 
 
 def _process_queued_behind() -> int:
@@ -163,43 +178,82 @@ def act_on(event: Event, came_back_at: str | None = None) -> str:
 def start_sequence(event: Event, came_back: str | None) -> str:
     """Plan the playbook's steps for a cancellation. Safe to run again: the sequence is
     created once and every step job has a deterministic id. One sequence per member per
-    cooldown, whatever the playbook says. `came_back`: the member's came_back_at."""
+    cooldown, whatever the playbook says. `came_back`: the member's came_back_at. Steps
+    are spaced from when Farewell first acts, however late the cancellation came
+    (worker/catchup.py)."""
     rt = runtime()
+    settings = rt.settings
     membership_id = event.membership.id if event.membership else ""
+    now = utcnow()
+    locale = event.member.locale or rt.playbook.locale_for(membership_id)
+    access_ends_at = event.access_ends_at or _paid_until(rt, event)
+    steps = rt.playbook.steps_for(membership_id)
+    max_age = settings.max_cancellation_age_days
+    planner = partial(
+        catchup.plan_steps,
+        steps,
+        cancelled_at=event.occurred_at,
+        min_gap=timedelta(hours=settings.min_email_gap_hours),
+        max_age=timedelta(days=max_age) if max_age else None,
+    )
+    plan = planner(acted_at=now)
     seq = Sequence(
         id=event.event_id,
         member_key=event.member.key,
         event_id=event.event_id,
         membership_id=membership_id,
         membership_title=event.membership.title if event.membership else "",
-        locale=event.member.locale or rt.settings.default_locale,
+        locale=locale or settings.default_locale,
         started_at=event.occurred_at.timestamp(),
-        access_ends_at=event.access_ends_at.isoformat() if event.access_ends_at else "",
+        access_ends_at=access_ends_at.isoformat() if access_ends_at else "",
+        acted_at=now.timestamp(),
+        note="; ".join(f"{d.step.id}: {d.reason}" for d in plan.dropped),
     )
     if came_back and float(came_back) > seq.started_at:
         # Sources may deliver out of order (Stripe does): the comeback was handled first.
         return "no new sequence: the member came back after this cancellation"
-    steps = rt.playbook.steps_for(membership_id)
-    cooldown = rt.settings.sequence_cooldown_days * 24 * 3600
-    plan = {s.id: s.stream for s in steps}
-    outcome, detail = rt.store.start_sequence(seq, plan, cooldown)
+    cooldown = settings.sequence_cooldown_days * 24 * 3600
+    outcome, detail = rt.store.start_sequence(seq, {s.id: s.stream for s in steps}, cooldown)
     if outcome == "cooldown":
         return f"no new sequence: member is in the cooldown of sequence {detail}"
     created = outcome == "created"
     if not created and detail != "active":
         return "sequence exists (stopped), nothing planned"
+    if created:
+        for dropped in plan.dropped:
+            log.warning("sequence %s: step %s dropped: %s", seq.id, dropped.step.id, dropped.reason)
+            rt.store.count(SKIPPED_METRIC, step=dropped.step.id, reason="cancellation_too_old")
+    else:  # a re-run: the spacing stays anchored where it was first planned
+        existing = rt.store.load_sequence(seq.id)
+        if existing is not None:
+            plan = planner(acted_at=datetime.fromtimestamp(existing.acted_at, UTC))
     planned = 0
     sent_now: list[str] = []
-    now = utcnow()
-    for step in steps:
-        delay = max(event.occurred_at + step.delay - now, timedelta(0))
+    for step, due in plan.due:
+        delay = max(due - now, timedelta(0))
         if delay:
             planned += schedule_step(rt.queue, seq.id, step.id, delay)
         else:
             sent_now.append(f"{step.id} {_send_now(rt, seq.id, step.id, event.member)}")
+    current = rt.store.load_sequence(seq.id) if planned else None
+    if planned and (current is None or current.status != "active"):
+        # A comeback handled by another worker process while we planned: it found no step
+        # to cancel yet, so cancel what we just planned.
+        sequences.cancel_steps(rt.queue, seq.id, [step.id for step, _ in plan.due])
+        return "sequence stopped by a comeback while it was planned; steps cancelled"
+    dropped_text = [f"{d.step.id} dropped ({d.reason})" for d in plan.dropped]
     return f"sequence {'started' if created else 'exists'}, " + ", ".join(
-        [*sent_now, f"{planned} step(s) planned"]
+        [*sent_now, f"{planned} step(s) planned", *dropped_text]
     )
+
+
+def _paid_until(rt: Runtime, event: Event) -> datetime | None:
+    """For sources whose cancellations do not say: what the subscription's latest payment
+    said (MemberPress transaction webhooks), if that is still ahead."""
+    if event.source not in STATEFUL_SOURCES or not event.subscription_id:
+        return None
+    until = subscription_state.paid_until(rt.store, event)
+    return until if until is not None and until > event.occurred_at else None
 
 
 def _send_now(rt: Runtime, sequence_id: str, step_id: str, member: Member) -> str:

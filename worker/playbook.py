@@ -20,6 +20,8 @@ file, the table and step, and what is wrong, so a marketer can fix them in one p
 
     [memberships.3006]                # per membership: its incentive, and optionally
     incentive = "gold_back"           # its own steps (else the default steps apply)
+    locale = "pt_BR"                  # and the language of its emails when the source
+                                      # does not say (MemberPress never does)
 
 Guardrails (cooldown, email cap, unsubscribe links) are not in the playbook on purpose:
 no playbook can switch them off (see worker/settings.py and worker/jobs.py).
@@ -35,6 +37,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from .locales import normalize_locale
+
 STREAMS = ("transactional", "marketing")
 # "send_without": send the step without the incentive paragraph; "skip_step": send nothing.
 WHEN_EXHAUSTED = ("send_without", "skip_step")
@@ -45,7 +49,7 @@ _NAME = re.compile(r"^[a-z0-9_]+$")
 _INCENTIVE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _STEP_KEYS = {"template", "delay", "stream", "incentive", "only_if_no_feedback", "only_if_reason"}
 _INCENTIVE_KEYS = {"code", "pool", "when_exhausted", "offer"}
-_MEMBERSHIP_KEYS = {"steps", "incentive"}
+_MEMBERSHIP_KEYS = {"steps", "incentive", "locale"}
 
 
 class PlaybookError(ValueError):
@@ -88,12 +92,18 @@ class Playbook:
     memberships: dict[str, tuple[Step, ...]]
     incentives: dict[str, Incentive] = field(default_factory=dict)
     membership_incentives: dict[str, str] = field(default_factory=dict)  # membership -> name
+    # membership -> the language of its emails, for sources that do not tell the member's
+    # (MemberPress sends no locale): a bilingual site sells one membership per language.
+    membership_locales: dict[str, str] = field(default_factory=dict)
 
     def steps_for(self, membership_id: str | None) -> tuple[Step, ...]:
         return self.memberships.get(membership_id or "", self.default)
 
     def step(self, membership_id: str | None, step_id: str) -> Step | None:
         return next((s for s in self.steps_for(membership_id) if s.id == step_id), None)
+
+    def locale_for(self, membership_id: str | None) -> str | None:
+        return self.membership_locales.get(membership_id or "")
 
     def incentive_for(self, membership_id: str | None, step: Step) -> Incentive | None:
         """The incentive a step offers this membership, or None."""
@@ -168,6 +178,7 @@ class _Checker:
             default = self.steps("default", data["default"], incentives)
         memberships: dict[str, tuple[Step, ...]] = {}
         membership_incentives: dict[str, str] = {}
+        membership_locales: dict[str, str] = {}
         raw_memberships = data.get("memberships", {})
         if not isinstance(raw_memberships, dict):
             self.error("[memberships]", "must be tables like [memberships.3006]")
@@ -178,7 +189,14 @@ class _Checker:
                 self.error(where, "must be a table")
                 continue
             for key in set(table) - _MEMBERSHIP_KEYS:
-                self.error(where, f"unknown key {key!r} (expected steps, incentive)")
+                self.error(where, f"unknown key {key!r} (expected steps, incentive, locale)")
+            if "locale" in table:
+                raw = table["locale"]
+                locale = normalize_locale(raw) if isinstance(raw, str) else None
+                if locale is None:
+                    self.error(where, f"locale {raw!r} is not one Farewell writes (en, pt_BR)")
+                else:
+                    membership_locales[str(mid)] = locale
             if "incentive" in table:
                 name = table["incentive"]
                 if not isinstance(name, str) or name not in incentives:
@@ -192,6 +210,7 @@ class _Checker:
             memberships=memberships,
             incentives=incentives,
             membership_incentives=membership_incentives,
+            membership_locales=membership_locales,
         )
 
     def incentives(self, raw: Any) -> dict[str, Incentive]:

@@ -81,11 +81,13 @@ def cancel_steps(queue: Queue, sequence_id: str, steps: Iterable[str]) -> int:
 
 def record_comeback(store: Store, queue: Queue, member_key: str, now: float, won_back_days: int):
     """The member is back (any membership, any source): stop every active sequence at once
-    and record came_back or won_back. Returns what was stopped (empty: never cancelled)."""
+    and record came_back or won_back. Returns what was stopped (empty: never cancelled).
+    `now`: when the member came back; a sequence for a later cancellation is not stopped
+    (worker processes may handle one member's events out of order)."""
     stopped = []
     for sid in store.member_sequence_ids(member_key):
         seq = store.load_sequence(sid)
-        if seq is None or seq.status != "active":
+        if seq is None or seq.status != "active" or seq.started_at > now:
             continue
         outcome = comeback_outcome(seq.marketing_sent_at, now, won_back_days)
         # Status first, so a step job starting right now sees it; then empty the registries.

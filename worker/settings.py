@@ -42,6 +42,10 @@ WEBHOOK_KEYS = (
 DEFAULT_SEQUENCE_COOLDOWN_DAYS = 180
 DEFAULT_MAX_EMAILS_PER_SEQUENCE = 3
 DEFAULT_WON_BACK_DAYS = 30
+# Catch-up (a late cron, a replay, a backfill): never two emails of one sequence closer
+# than this, and no feedback request for a cancellation older than this (0: any age).
+DEFAULT_MIN_EMAIL_GAP_HOURS = 24
+DEFAULT_MAX_CANCELLATION_AGE_DAYS = 30
 
 
 class SettingsError(ValueError):
@@ -128,6 +132,8 @@ class Settings:
     sequence_cooldown_days: int = DEFAULT_SEQUENCE_COOLDOWN_DAYS
     max_emails_per_sequence: int = DEFAULT_MAX_EMAILS_PER_SEQUENCE
     won_back_days: int = DEFAULT_WON_BACK_DAYS
+    min_email_gap_hours: int = DEFAULT_MIN_EMAIL_GAP_HOURS
+    max_cancellation_age_days: int = DEFAULT_MAX_CANCELLATION_AGE_DAYS
 
     # Worker: how much lower than the web process its CPU priority is (nice increment), so
     # on a shared box webhook replies stay fast during a wave; 0 leaves it as started.
@@ -223,6 +229,9 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{env_name(name)} must be 1 or more")
+        for name in ("min_email_gap_hours", "max_cancellation_age_days"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{env_name(name)} must be 0 or more")
         if self.worker_processes < 0:
             raise SettingsError("FAREWELL_WORKER_PROCESSES must be 0 (one per CPU) or more")
         self.rate_limit_rule()

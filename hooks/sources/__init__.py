@@ -8,6 +8,10 @@
     ping(request, body) -> str | None            optional; a detail string when the delivery
                                                  is the plugin's unsigned activation ping,
                                                  answered 200 and recorded, never parsed
+    ACK_UNUSABLE: bool                           optional; True: an authenticated body that
+                                                 raises PayloadError is answered 200
+                                                 {"status": "invalid"}, not 400 (plugins
+                                                 that drop or disable on a 4xx)
 
 The receiver owns the HTTP flow; sources never build responses. To add a plugin, copy
 memberpress.py, register it below and add a test file (see docs/adding-a-source.md).

@@ -1,10 +1,21 @@
-"""Reading untrusted JSON: every error names the field, so a 400 tells the sender what to fix."""
+"""Reading untrusted JSON: every error names the field, so a 400 tells the sender what to fix.
+
+Lenient where it matters: only what Farewell cannot work without is required (the member's
+email, the event's name). An optional field that is missing, `false`, `null` or oddly typed
+never refuses a delivery (MemberPress sends `"membership": false` for a deleted membership,
+and refused cancellations are lost for good): it is read as absent and noted as an oddity,
+which the receiver logs and counts (farewell_payload_oddities_total).
+"""
 
 from __future__ import annotations
 
 import hmac
 import json
+import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +26,26 @@ from worker.locales import normalize_locale
 from .errors import AuthError, PayloadError
 
 MAX_NAME = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_oddities: ContextVar[list[str] | None] = ContextVar("payload_oddities", default=None)
+
+
+@contextmanager
+def collect_oddities() -> Iterator[list[str]]:
+    """Collect the oddities noted while parsing one delivery."""
+    found: list[str] = []
+    token = _oddities.set(found)
+    try:
+        yield found
+    finally:
+        _oddities.reset(token)
+
+
+def note_oddity(path: str, what: str) -> None:
+    """An optional field read as absent: `path` names it, `what` says why."""
+    found = _oddities.get()
+    if found is not None:
+        found.append(f"{path} {what}")
 
 
 def load_object(body: bytes) -> dict[str, Any]:
@@ -53,20 +84,32 @@ def get_object(data: dict[str, Any], key: str, path: str) -> dict[str, Any]:
 def get_text(
     data: dict[str, Any], key: str, path: str, *, required: bool = False, max_length: int = MAX_NAME
 ) -> str:
-    """A string field; ids often arrive as numbers, so ints are accepted and stringified."""
+    """A string field; ids often arrive as numbers, so ints are accepted and stringified.
+    A required field that is unusable is a PayloadError; an optional one is read as ""
+    (an oddity), except `false`, which PHP plugins write for "none"."""
     value = data.get(key)
-    if value is None or value == "":
+    if value is None or value == "" or (value is False and not required):
         if required:
             raise PayloadError(f"{path} is missing")
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise PayloadError(f"{path} must be a string, not {_json_type(value)}")
+        return _optional(required, path, f"must be a string, not {_json_type(value)}")
     text = str(value).strip()
     if len(text) > max_length:
-        raise PayloadError(f"{path} is longer than {max_length} characters")
+        return _optional(required, path, f"is longer than {max_length} characters")
     if any(ch in text for ch in "\r\n\x00"):
-        raise PayloadError(f"{path} must be a single line")
+        return _optional(required, path, "must be a single line")
+    if _CONTROL.search(text) and not required:
+        note_oddity(path, "has control characters (removed)")
+        return _CONTROL.sub("", text)
     return text
+
+
+def _optional(required: bool, path: str, problem: str) -> str:
+    if required:
+        raise PayloadError(f"{path} {problem}")
+    note_oddity(path, problem)
+    return ""
 
 
 def get_email(data: dict[str, Any], key: str, path: str) -> str:
@@ -151,7 +194,8 @@ def get_bool(data: dict[str, Any], key: str, path: str) -> bool:
     if value is None:
         return False
     if not isinstance(value, bool):
-        raise PayloadError(f"{path} must be true or false, not {_json_type(value)}")
+        note_oddity(path, f"must be true or false, not {_json_type(value)}")
+        return False
     return value
 
 
@@ -167,10 +211,18 @@ def get_member(data: dict[str, Any], path: str) -> Member:
     )
 
 
-def get_membership(data: dict[str, Any], key: str, path: str) -> Membership:
-    """The `{id, title}` object at `key`; the id is required."""
-    obj = get_object(data, key, path)
-    return Membership(
-        id=get_text(obj, "id", f"{path}.id", required=True),
-        title=get_text(obj, "title", f"{path}.title"),
-    )
+def get_membership(data: dict[str, Any], key: str, path: str) -> Membership | None:
+    """The `{id, title}` object at `key`, or None: `false` (MemberPress, when the
+    membership was deleted in WordPress), missing, or without an id (an oddity)."""
+    obj = data.get(key)
+    if obj is None or obj is False:
+        note_oddity(path, "is missing" if obj is None else "is false (deleted at the source?)")
+        return None
+    if not isinstance(obj, dict):
+        note_oddity(path, f"must be an object, not {_json_type(obj)}")
+        return None
+    membership_id = get_text(obj, "id", f"{path}.id")
+    if not membership_id:
+        note_oddity(f"{path}.id", "is missing")
+        return None
+    return Membership(id=membership_id, title=get_text(obj, "title", f"{path}.title"))

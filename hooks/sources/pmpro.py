@@ -1,17 +1,21 @@
 """Paid Memberships Pro, through the PMPro Zapier add-on's "Changed Membership Level" push.
 
-The add-on POSTs JSON (with a malformed Content-Type header, so the raw body is parsed) and
-signs nothing, so the URL carries our key: `/hooks/pmpro?key=...`. The body is
-`{"user_id", "username", "user_email", "old_level_status", "level"}`. When a member loses
-their level, `level` is just `{"ID": "0"}` and `old_level_status` says why (`cancelled`,
-`admin_cancelled`, `expired`, ...): that is a cancellation. Any other level is a member
-getting a level: a comeback when they had cancelled. The payload has no names or
-subscription id, and no event time.
+The add-on POSTs JSON (with a malformed `Content-Type: : application/json`, so the raw body is
+parsed) and signs nothing, so the URL carries our key: `/hooks/pmpro?key=...`. The body is
+`{"user_id", "username", "user_email", "old_level_status", "level", "trigger"}`. When a
+member loses their level, `level` is just `{"ID": "0"}`: that is a cancellation. Any other
+level is a member getting a level: a comeback when they had cancelled. The payload has no
+names, subscription id or event time, and the add-on ignores HTTP errors (a refused push is
+lost), so a push Farewell cannot use is answered 200 with the reason.
 
-Dedupe identity: the add-on never retries, but PMPro can fire the hook twice for one
-change (the member's click and the gateway's notification). With no subscription id, the
-identity is the user, the status and the UTC day, so a double fire dedupes while the same
-member cancelling again months later is a new cancellation.
+`old_level_status` is not trusted: the add-on reads it from the member's oldest non-active
+row, so it can be stale (an admin cancellation pushed as `cancelled`). It is kept in the raw
+payload only.
+
+Idempotency is by state (worker/subscription_state.py), the user standing in for the
+subscription: the state is the level the member holds (`level-3`, or `none`). A double fire
+of one change (the member's click and the gateway's notification) is a duplicate; a
+cancellation and a rejoin on the same day are two changes, each acted on.
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ from flask import Request
 from worker.events import Event, EventKind, Member, Membership, utcnow
 
 from .errors import Ignored
-from .payload import check_shared_key, get_email, get_object, get_text, load_object
+from .payload import check_shared_key, get_email, get_text, load_object
 
 SECRET_SETTING = "pmpro_key"  # noqa: S105 - a field name, not a secret
 NAME = "pmpro_after_change_membership_level"
+ACK_UNUSABLE = True  # an authenticated body Farewell cannot use: 200, never a 4xx
 
 
 def authenticate(request: Request, secret: str) -> None:
@@ -41,27 +46,27 @@ def parse(body: bytes, headers: Mapping[str, str] | None = None) -> Event | Igno
 
 def from_payload(payload: dict[str, Any], now: datetime) -> Event | Ignored:
     """The push as received at `now` (the payload carries no time of its own)."""
-    level = get_object(payload, "level", "level")
-    level_id = get_text(level, "ID", "level.ID", required=True)
-    old_status = get_text(payload, "old_level_status", "old_level_status")
+    level = payload.get("level")
+    level_id = get_text(level, "ID", "level.ID") if isinstance(level, dict) else ""
+    if not level_id:
+        return Ignored("no level.ID: not a change of membership level")
+    email = get_email(payload, "user_email", "user_email")
     if level_id == "0":
-        if not old_status:
-            return Ignored("level removed without an old_level_status: not a cancellation")
-        kind, status, membership = EventKind.CANCELLED, old_status, None
+        kind, state, membership = EventKind.CANCELLED, "none", None
     else:
-        kind, status = EventKind.REACTIVATED, f"level-{level_id}"
+        kind, state = EventKind.REACTIVATED, f"level-{level_id}"
         membership = Membership(id=level_id, title=get_text(level, "name", "level.name"))
-    user_id = get_text(payload, "user_id", "user_id", required=True)
+    user_id = get_text(payload, "user_id", "user_id")
+    member = Member(email=email, id=user_id)
     return Event(
         source="pmpro",
         name=NAME,
         kind=kind,
         occurred_at=now,
-        member=Member(email=get_email(payload, "user_email", "user_email"), id=user_id),
+        member=member,
         membership=membership,
-        # No subscription id in the payload: the user stands in, and the day keeps a later
-        # cancellation by the same member apart (see the module docstring).
-        subscription_id=f"user-{user_id}",
-        status=f"{status}@{now.date().isoformat()}",
+        # No subscription id in the payload: the user stands in (their address if need be).
+        subscription_id=f"user-{user_id}" if user_id else f"member-{member.key}",
+        status=state,
         raw=payload,
     )

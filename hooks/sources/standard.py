@@ -27,7 +27,7 @@ from flask import Request
 
 from worker.events import Event, EventKind, utcnow
 
-from .errors import AuthError, Ignored, PayloadError
+from .errors import AuthError, Ignored
 from .payload import (
     check_signed,
     get_member,
@@ -35,6 +35,7 @@ from .payload import (
     get_object,
     get_text,
     load_object,
+    note_oddity,
     parse_iso_datetime,
     signed_timestamp,
 )
@@ -120,5 +121,5 @@ def _datetime(data: dict, key: str, path: str):
         return None
     parsed = parse_iso_datetime(text)
     if parsed is None:
-        raise PayloadError(f"{path} must be an ISO 8601 date-time, like 2024-05-01T10:00:00Z")
+        note_oddity(path, "is not an ISO 8601 date-time, like 2024-05-01T10:00:00Z")
     return parsed

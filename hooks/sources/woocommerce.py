@@ -6,22 +6,20 @@ returns it (v3: `*_gmt` dates; v1: UTC dates without the suffix). When the owner
 active webhook, WooCommerce first sends an unsigned, form-encoded `webhook_id=N` ping and
 refuses to activate the webhook unless it gets a 2xx.
 
-WooCommerce fires `subscription.updated` several times for one change (every save, every
-status hook) with a fresh `X-WC-Webhook-Delivery-ID` each time, so the dedupe identity is
-the subscription id + status, never the delivery.
+WooCommerce builds the body when it sends (Action Scheduler), not when the change
+happened, and fires `subscription.updated` several times for one change (every save, every
+status hook): deliveries are deduplicated by subscription state
+(worker/subscription_state.py), never by delivery id. `pending-cancel` (access runs to the
+end of the paid period) and the later `cancelled` are one state, so one cancellation. A
+`subscription.created` reports the state at send time too: `active` is a new subscription
+(a comeback if the member had cancelled), `pending-cancel` is a member who cancelled before
+the queue ran (a cancellation, not a comeback), `pending` an unpaid checkout (nothing).
 
-One cancellation, not two: a member who cancels from My Account gets `pending-cancel`
-(access runs to the end of the paid period), then WooCommerce moves the subscription to
-`cancelled` when that period ends. WooCommerce Subscriptions stamps the cancelled date when
-the status becomes `pending-cancel` and keeps it on the move to `cancelled` (it only sets it
-then if it was empty), so both statuses normalize to status `cancelled@<cancelled date>`
-under the same event name and share one event id: the first to arrive starts the sequence,
-the second is a duplicate (or, after the dedupe window, finds the sequence already created
-under that id and sends nothing). A later, separate cancellation gets a new date.
-
-Comebacks: `active` arrives on every renewal too (on-hold -> active) and carries no old
-status, so its identity includes `date_modified`: re-sends of one update dedupe, while a
-reactivation soon after a renewal is not swallowed as a duplicate of it.
+WooCommerce disables a webhook after more than 5 consecutive non-2xx replies, so an
+authenticated delivery Farewell cannot use (a REST-created subscription's signed `[]`) is
+answered 200 with the reason. The secret the owner typed is stored by WordPress through
+`sanitize_text_field` and HTML-decoded before signing: `signing_secret` does the same, and a
+signature by either form is accepted.
 """
 
 from __future__ import annotations
@@ -31,6 +29,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from flask import Request
@@ -44,6 +43,7 @@ from .payload import (
     get_text,
     load_object,
     normalize_locale,
+    note_oddity,
     parse_iso_datetime,
 )
 
@@ -51,16 +51,35 @@ SECRET_SETTING = "woocommerce_secret"  # noqa: S105 - a field name, not a secret
 SIGNATURE_HEADER = "X-WC-Webhook-Signature"
 TOPIC_HEADER = "X-WC-Webhook-Topic"
 _PING = re.compile(rb"^webhook_id=\d{1,20}$")
+# WordPress's text sanitizing and wp_specialchars_decode, as far as a secret needs them.
+_SCRIPT_STYLE = re.compile(r"<(script|style)[^>]*?>.*?</\1>", re.S | re.I)
+_TAG = re.compile(r"<[^>]*>?")
+_BREAKS = re.compile(r"[\r\n\t ]+")
+_OCTET = re.compile(r"%[a-fA-F0-9]{2}")
+_ENTITIES = (
+    ("&lt;", "<"),
+    ("&gt;", ">"),
+    ("&quot;", '"'),
+    ("&#039;", "'"),
+    ("&#39;", "'"),
+    ("&#x27;", "'"),
+    ("&amp;", "&"),
+)
+ACK_UNUSABLE = True  # an authenticated body Farewell cannot use: 200, never a 4xx
 
-# Status on `subscription.updated` -> (kind, the status used for dedupe).
+# Status on `subscription.updated` -> (kind, the subscription state it reports).
 UPDATED_STATUSES = {
     "pending-cancel": (EventKind.CANCELLED, "cancelled"),
     "cancelled": (EventKind.CANCELLED, "cancelled"),
     "active": (EventKind.RESUMED, "active"),
     "expired": (EventKind.EXPIRED, "expired"),
 }
-# The date that tells one real change from another, per normalized status (see above).
-_IDENTITY_DATES = {"cancelled": "cancelled_date", "active": "date_modified"}
+# On `subscription.created`, the same statuses, but `active` is a new subscription.
+CREATED_STATUSES = {
+    **UPDATED_STATUSES,
+    "active": (EventKind.REACTIVATED, "active"),
+    "pending": (EventKind.OTHER, "pending"),
+}
 # WPML (the usual multilingual plugin) keeps the order's language in this meta field.
 LOCALE_META_KEYS = ("wpml_language", "locale")
 
@@ -78,12 +97,34 @@ def ping(request: Request, body: bytes) -> str | None:
     return body.strip().decode()
 
 
+def signing_secret(typed: str) -> str:
+    """The key WooCommerce really signs with, from the secret as typed in its admin:
+    WordPress's sanitize_text_field when saved (tags stripped, whitespace collapsed,
+    `%XX` octets removed, trimmed), then the HTML special characters decoded."""
+    text = typed
+    if "<" in text:
+        text = _TAG.sub("", _SCRIPT_STYLE.sub("", text))
+    text = _BREAKS.sub(" ", text).strip()
+    found = False
+    while match := _OCTET.search(text):  # until none is left, even one re-formed
+        text = text.replace(match.group(), "")
+        found = True
+    if found:
+        text = re.sub(" +", " ", text).strip()
+    for entity, char in _ENTITIES:
+        text = text.replace(entity, char)
+    return text
+
+
 def authenticate(request: Request, secret: str) -> None:
-    given = request.headers.get(SIGNATURE_HEADER, "")
+    given = request.headers.get(SIGNATURE_HEADER, "").strip().encode()
     if not given:
         raise AuthError(f"missing {SIGNATURE_HEADER} header")
-    expected = sign(request.get_data(cache=True), secret)
-    if not hmac.compare_digest(given.strip().encode(), expected.encode()):
+    body = request.get_data(cache=True)
+    matched = False
+    for key in dict.fromkeys((secret, signing_secret(secret))):  # both, no early exit
+        matched |= hmac.compare_digest(given, sign(body, key).encode())
+    if not matched:
         raise AuthError(f"{SIGNATURE_HEADER} does not match the body")
 
 
@@ -94,18 +135,15 @@ def parse(body: bytes, headers: Mapping[str, str] | None = None) -> Event | Igno
         raise PayloadError(f"{TOPIC_HEADER} header is missing")
     if topic not in ("subscription.updated", "subscription.created"):
         return Ignored(f"topic {topic!r} is not one Farewell acts on")
+    if body.strip() == b"[]":
+        # A subscription created through the REST API v3 fires this, signed, empty.
+        return Ignored(f"{topic} with an empty body ([]): nothing to act on")
     payload = load_object(body)
     status = get_text(payload, "status", "status", required=True)
-    if topic == "subscription.created":
-        kind, dedupe_status = EventKind.REACTIVATED, status
-    elif status in UPDATED_STATUSES:
-        kind, dedupe_status = UPDATED_STATUSES[status]
-    else:
-        return Ignored(f"subscription status {status!r} is not one Farewell acts on")
-    stamp = _IDENTITY_DATES.get(dedupe_status) if topic == "subscription.updated" else None
-    raw_date = _raw_date(payload, stamp) if stamp else ""
-    if raw_date:
-        dedupe_status = f"{dedupe_status}@{raw_date}"
+    statuses = CREATED_STATUSES if topic == "subscription.created" else UPDATED_STATUSES
+    if status not in statuses:
+        return Ignored(f"{topic} with status {status!r} is not one Farewell acts on")
+    kind, state = statuses[status]
 
     billing = get_object(payload, "billing", "billing")
     member = Member(
@@ -123,7 +161,7 @@ def parse(body: bytes, headers: Mapping[str, str] | None = None) -> Event | Igno
         member=member,
         membership=_membership(payload),
         subscription_id=get_text(payload, "id", "id", required=True),
-        status=dedupe_status,
+        status=state,
         access_ends_at=_date(payload, "end_date") if kind is EventKind.CANCELLED else None,
         raw=payload,
     )
@@ -136,7 +174,8 @@ def _membership(payload: dict[str, Any]) -> Membership | None:
         return None
     first = items[0]
     if not isinstance(first, dict):
-        raise PayloadError("line_items[0] must be an object")
+        note_oddity("line_items[0]", "must be an object")
+        return None
     product_id = get_text(first, "product_id", "line_items[0].product_id")
     if not product_id or product_id == "0":
         return None
@@ -152,7 +191,7 @@ def _raw_date(payload: dict[str, Any], name: str) -> str:
     return ""
 
 
-def _date(payload: dict[str, Any], name: str):
+def _date(payload: dict[str, Any], name: str) -> datetime | None:
     value = _raw_date(payload, name)
     return parse_iso_datetime(value) if value else None
 

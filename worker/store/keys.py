@@ -14,7 +14,9 @@ Layout (all under the `farewell:` prefix):
                                membership_id, membership_title, locale, started_at,
                                access_ends_at, status (active | stopped); once stopped:
                                outcome (came_back | won_back), came_back_at; after a
-                               win-back email: marketing_sent_at
+                               win-back email: marketing_sent_at; acted_at (when Farewell
+                               first acted: steps are spaced from it), note (a step dropped,
+                               worker/catchup.py)
     sequence:{sequence_id}:claims  set of steps that took a send claim (the per-sequence cap;
                                TTL: SEND_CLAIM_TTL)
     cooldown:{member_key}      the sequence id that holds the member's cooldown (TTL: cooldown)
@@ -36,6 +38,10 @@ Layout (all under the `farewell:` prefix):
     pool:{name}:given          hash member_key -> the code that member got
     pool:{name}:loaded         sha256 of the pool file last loaded
     ping:{source}              hash: the last activation ping (at, detail), for operators
+    substate:{source}:{hash}   hash: a subscription's last known state and latest payment
+                               (state, changed_at, revision, expires_at, amount, paid_at),
+                               for sources without event ids; written with the event by
+                               worker/subscription_state.py (no TTL, no personal data)
     metrics                    hash "<name>|<label>=<value>,..." -> count (Prometheus counters,
                                see metrics.py)
     ratelimit:{bucket}:{window}  refused webhooks in one fixed window (TTL: the window + 1 s)
@@ -47,10 +53,10 @@ Layout (all under the `farewell:` prefix):
     mail:last_error            JSON {transport, stream, error, at, sequence, step}: the last
                                configuration error of the mail transport, for /healthz
 
-The web side writes `dedupe`, `event` and `pending` together with the RQ job that handles
-the event (in one Lua call), plus `suppressed` (unsubscribe page, the survey's "don't email
-me", `suppress` commands), `feedback` (survey page), sequence stops (`member resume`),
-`ping`, `metrics` and `ratelimit`; the worker owns the rest.
+The web side writes `dedupe`, `event` and `pending` (and `substate`) together with the RQ
+job that handles the event (in one Lua call), plus `suppressed` (unsubscribe page, the
+survey's "don't email me", `suppress` commands), `feedback` (survey page), sequence stops
+(`member resume`), `ping`, `metrics` and `ratelimit`; the worker owns the rest.
 """
 
 from __future__ import annotations

@@ -35,6 +35,8 @@ class Sequence:
     outcome: str = ""  # "" | "came_back" | "won_back" (came back soon after a win-back email)
     came_back_at: float | None = None
     marketing_sent_at: float | None = None  # when the last marketing (win-back) email went
+    acted_at: float = 0.0  # when Farewell first acted on it (steps are spaced from here)
+    note: str = ""  # what the owner should know, e.g. a step dropped (worker/catchup.py)
 
     @classmethod
     def from_hash(cls, sequence_id: str, data: Mapping[str, str]) -> Sequence:
@@ -53,6 +55,8 @@ class Sequence:
             marketing_sent_at=(
                 float(data["marketing_sent_at"]) if data.get("marketing_sent_at") else None
             ),
+            acted_at=float(data.get("acted_at") or data["started_at"]),
+            note=data.get("note", ""),
         )
 
 

@@ -196,6 +196,36 @@ class ClaimReply(NamedTuple):
     claim: str = ""  # HELD: the claim held; TAKEN_OVER: the claim replaced
 
 
+def accept_arguments(
+    event_id: str,
+    event_json: str,
+    dedupe_ttl: int,
+    accepted_at: float,
+    count_as: tuple[str, str],
+    job: JobRecord | None,
+) -> tuple[list[str], list[str | bytes | int | float]]:
+    """ACCEPT's KEYS and ARGV (worker/subscription_state.py runs ACCEPT behind its own
+    state test, with these)."""
+    keys_ = [
+        keys.dedupe_key(event_id),
+        keys.event_key(event_id),
+        keys.PENDING_KEY,
+        keys.METRICS_KEY,
+    ]
+    args: list[str | bytes | int | float] = [
+        dedupe_ttl,
+        event_json,
+        keys.EVENT_TTL,
+        accepted_at,
+        event_id,
+        *count_as,
+    ]
+    if job is not None:
+        keys_ += [job.key, job.queue_key, job.queues_key]
+        args += [job.id, *job.fields]
+    return keys_, args
+
+
 class Scripts:
     """The scripts registered with one client (a Store's)."""
 
@@ -219,23 +249,7 @@ class Scripts:
         job: JobRecord | None,
     ) -> bool:
         """ACCEPT; True when the event is new. count_as: the metric fields (new, duplicate)."""
-        keys_ = [
-            keys.dedupe_key(event_id),
-            keys.event_key(event_id),
-            keys.PENDING_KEY,
-            keys.METRICS_KEY,
-        ]
-        args: list[str | bytes | int | float] = [
-            dedupe_ttl,
-            event_json,
-            keys.EVENT_TTL,
-            accepted_at,
-            event_id,
-            *count_as,
-        ]
-        if job is not None:
-            keys_ += [job.key, job.queue_key, job.queues_key]
-            args += [job.id, *job.fields]
+        keys_, args = accept_arguments(event_id, event_json, dedupe_ttl, accepted_at, count_as, job)
         return bool(self._accept(keys=keys_, args=args))
 
     def start(

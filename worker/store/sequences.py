@@ -40,6 +40,8 @@ class Sequences:
             "started_at": repr(seq.started_at),
             "access_ends_at": seq.access_ends_at,
             "status": seq.status,
+            "acted_at": repr(seq.acted_at or seq.started_at),
+            "note": seq.note,
         }
         return self._lua.start(seq.id, seq.member_key, cooldown, fields)
 

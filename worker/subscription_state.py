@@ -1,0 +1,181 @@
+"""Idempotency by state, for sources that send no event id (MemberPress, WooCommerce, PMPro).
+
+Their deliveries carry the subscription's state at send time and nothing that tells one
+real change from another: a resume after a second pause is byte-identical to the first
+resume. So Farewell keeps each subscription's last known state and acts on a delivery only
+when it changes that state (Stripe and Standard Webhooks keep their own event ids):
+
+- the same state again is a duplicate (a resend, or a plugin firing twice);
+- a delivery older than the state's last change is stale (a spool replay overtaken by a
+  newer delivery, or WooCommerce's send-time body older than what we have);
+- any other state is a change (the hash counts them in `revision`): recorded and queued
+  under an event id that includes the delivery's time, so pause -> resume -> pause ->
+  resume is four events, each with its own RQ job.
+
+Payments (MemberPress transaction webhooks) do not change the state: they record the
+latest paid-until date and amount, which the subscription's cancellation then carries
+(the email's "you keep access until ...").
+
+Key (under the `farewell:` prefix):
+
+    substate:{source}:{subject hash}   hash: state, changed_at, revision, expires_at,
+                                       amount, paid_at (no TTL; no personal data)
+
+The check and the accept are one Lua script (one round trip, like any other webhook): the
+state test below, then worker/store/scripts.py's ACCEPT unchanged, so an event that changes the
+state is recorded and queued with its job or not at all. Two identical deliveries racing
+are serialized by Redis: the second finds the state the first wrote, a duplicate.
+
+The event id of such a delivery includes its time (worker/events.py), so each real change
+gets its own id and RQ job, while a spooled delivery replayed twice keeps one id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from weakref import WeakKeyDictionary
+
+from redis import Redis
+from redis.commands.core import Script
+
+from .events import STATEFUL_SOURCES, Event, EventKind
+from .store import PREFIX, RECEIVED_METRIC, JobRecord, Store, metric_field
+from .store.scripts import ACCEPT, accept_arguments
+
+NEVER = "never"  # a payment whose access never expires (MemberPress's zero date)
+__all__ = ["STATEFUL_SOURCES", "SubscriptionState", "Verdict", "accept", "load", "state_key"]
+
+
+def state_key(source: str, subject: str) -> str:
+    digest = hashlib.sha256(subject.encode()).hexdigest()[:24]
+    return f"{PREFIX}substate:{source}:{digest}"
+
+
+def subject_of(event: Event) -> str:
+    return event.subscription_id or event.member.id or event.member.key
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    state: str = ""  # the normalized status the source reported last ("" = never seen)
+    changed_at: float = 0.0  # when that delivery happened (the event's occurred_at)
+    revision: int = 0  # how many changes Farewell acted on
+    expires_at: str = ""  # the latest payment's paid-until (ISO), NEVER, or ""
+    amount: str = ""
+    paid_at: float = 0.0
+
+    @classmethod
+    def from_hash(cls, data: Mapping[str, str]) -> SubscriptionState:
+        return cls(
+            state=data.get("state", ""),
+            changed_at=float(data.get("changed_at") or 0),
+            revision=int(data.get("revision") or 0),
+            expires_at=data.get("expires_at", ""),
+            amount=data.get("amount", ""),
+            paid_at=float(data.get("paid_at") or 0),
+        )
+
+    @property
+    def paid_until(self) -> datetime | None:
+        """The latest payment's paid-until date; None if unknown or never ending."""
+        if not self.expires_at or self.expires_at == NEVER:
+            return None
+        return datetime.fromisoformat(self.expires_at)
+
+
+class Verdict(StrEnum):
+    CHANGED = "changed"  # a new state: recorded and queued, to act on
+    RECORDED = "recorded"  # a payment's facts were remembered; nothing to act on
+    DUPLICATE = "duplicate"  # the state (or payment) we already have, or a replayed event
+    STALE = "stale"  # older than the last change we know of
+
+
+# The state test in front of the accept script. KEYS[1]: the subscription's state hash;
+# KEYS[2..]: the accept script's keys. ARGV[1]: "state" or "payment"; ARGV[2]: the new
+# state, or the payment's paid-until; ARGV[3]: the payment's amount ("" for a state);
+# ARGV[4]: the delivery's time (seconds); ARGV[5]: the metric field for "recorded";
+# ARGV[6..]: the accept script's arguments (its ARGV[7] names the "duplicate" metric field).
+# Both are taken off KEYS and ARGV, so the accept script that follows reads its own.
+# Returns the accept script's 1 (new) / 0 (event id seen), or -1 same state, -2 stale,
+# 2 payment recorded.
+_STATE_PROLOGUE = """
+local skey = table.remove(KEYS, 1)
+local mode = table.remove(ARGV, 1)
+local value = table.remove(ARGV, 1)
+local amount = table.remove(ARGV, 1)
+local at_text = table.remove(ARGV, 1)
+local at = tonumber(at_text)
+local recorded = table.remove(ARGV, 1)
+local cur = redis.call('HMGET', skey, 'state', 'changed_at', 'expires_at', 'amount', 'paid_at')
+local function refuse(code)
+  if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[7], 1) end
+  return code
+end
+if mode == 'payment' then
+  if at < tonumber(cur[5] or '0') then return refuse(-2) end
+  if cur[3] == value and cur[4] == amount then return refuse(-1) end
+  redis.call('HSET', skey, 'expires_at', value, 'amount', amount, 'paid_at', at_text)
+  if recorded ~= '' then redis.call('HINCRBY', KEYS[4], recorded, 1) end
+  return 2
+end
+if cur[1] and at < tonumber(cur[2] or '0') then return refuse(-2) end
+if cur[1] == value then return refuse(-1) end
+redis.call('HSET', skey, 'state', value, 'changed_at', at_text)
+redis.call('HINCRBY', skey, 'revision', 1)
+"""
+_SCRIPT = _STATE_PROLOGUE + ACCEPT
+_scripts: WeakKeyDictionary[Redis, Script] = WeakKeyDictionary()
+_VERDICTS = {
+    1: Verdict.CHANGED,
+    0: Verdict.DUPLICATE,
+    -1: Verdict.DUPLICATE,
+    -2: Verdict.STALE,
+    2: Verdict.RECORDED,
+}
+
+
+def load(store: Store, source: str, subject: str) -> SubscriptionState:
+    return SubscriptionState.from_hash(store.redis.hgetall(state_key(source, subject)))
+
+
+def paid_until(store: Store, event: Event) -> datetime | None:
+    """What the subscription's latest payment said, for a cancellation that does not say."""
+    return load(store, event.source, subject_of(event)).paid_until
+
+
+def accept(
+    store: Store,
+    event: Event,
+    dedupe_ttl: int,
+    job: JobRecord,
+    *,
+    counted: bool = False,
+) -> Verdict:
+    """Test the delivery against the subscription's state and, if it changes it, record
+    and queue it (store.accept_event's work), atomically, in one round trip."""
+    if event.kind is EventKind.PAYMENT:
+        paid = event.access_ends_at.isoformat() if event.access_ends_at else NEVER
+        head = ["payment", paid, event.amount]
+    else:
+        head = ["state", event.status, ""]
+    labels = {"source": event.source, "kind": event.kind.value}
+    recorded, queued, duplicate = (
+        metric_field(RECEIVED_METRIC, {**labels, "status": status}) if counted else ""
+        for status in ("recorded", "queued", "duplicate")
+    )
+    head += [repr(event.occurred_at.timestamp()), recorded]
+    event_json = json.dumps(event.to_dict())
+    keys, args = accept_arguments(
+        event.event_id, event_json, dedupe_ttl, time.time(), (queued, duplicate), job
+    )
+    script = _scripts.get(store.redis)
+    if script is None:
+        script = _scripts[store.redis] = store.redis.register_script(_SCRIPT)
+    reply = script(keys=[state_key(event.source, subject_of(event)), *keys], args=[*head, *args])
+    return _VERDICTS[int(reply)]
