@@ -29,6 +29,7 @@ from .intake import requeue_stale
 from .mail.errors import MailConfigError
 from .playbook import PlaybookError
 from .recovery import reclaim_abandoned, release_due_jobs
+from .redis_policy import check_at_start
 from .render import TemplateMissing
 from .runtime import runtime
 from .settings import SettingsError
@@ -100,6 +101,7 @@ def preflight() -> None:
     rt.renderer  # noqa: B018
     # Render every email with sample data: a broken template must stop the start, not a send.
     require_valid_templates(rt.settings, rt.playbook, rt.reasons)
+    check_at_start(rt.store.redis, rt.settings.allow_evicting_redis)
 
 
 def _stop_on_signals(stopping: threading.Event, starting: list[FarewellWorker]) -> None:
