@@ -213,3 +213,15 @@ def test_retention_days_must_not_be_negative():
     assert Settings.from_env({"FAREWELL_RETENTION_DAYS": "0"}).retention_days == 0
     with pytest.raises(SettingsError, match="FAREWELL_RETENTION_DAYS"):
         Settings.from_env({"FAREWELL_RETENTION_DAYS": "-1"})
+
+
+def test_a_survey_link_past_retention_takes_no_new_answer(
+    post_hook, clock, survey_links, client, runtime
+):
+    """A short retention can end before the survey link expires (120 days): the anonymized
+    sequence must not collect a new comment."""
+    _cancel_ana(post_hook, clock, survey_links, client)
+    link = survey_links(ANA)["not_using"]
+    _sweep_until_done(runtime, time.time() + 731 * DAY, batch=100)
+    page = client.get(link.split("example.com", 1)[1])
+    assert page.status_code == 404
