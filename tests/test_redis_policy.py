@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,7 +16,8 @@ import redis
 
 from devstack.redis_server import RedisServer
 from hooks import create_app
-from tests.conftest import SECRET_KEY, json_of
+from tests import payloads
+from tests.conftest import MEMBERPRESS_KEY, SECRET_KEY, json_of
 from worker.redis_policy import EvictingRedis, assess, check
 from worker.settings import Settings
 
@@ -149,3 +151,28 @@ def test_the_worker_refuses_to_start_on_an_allkeys_policy(server, tmp_path):
     )
     assert done.returncode == 2
     assert "refusing to start" in done.stderr and "allkeys-lru" in done.stderr
+
+
+def test_a_full_noeviction_redis_refuses_writes_and_the_webhook_is_spooled(
+    server, settings, runtime, post_hook
+):
+    """What `noeviction` buys: when Redis is full the event is kept (in the spool), never
+    silently dropped later."""
+    admin = redis.Redis.from_url(server.url)
+    used = int(admin.info("memory")["used_memory"])
+    admin.config_set("maxmemory", used + 64 * 1024)
+    with pytest.raises(redis.exceptions.ResponseError, match="maxmemory"):
+        for i in range(1000):
+            admin.set(f"filler:{i}", "x" * 4096)
+    admin.close()
+    app = _app(settings, server.url)
+    reply = app.test_client().post(
+        "/hooks/memberpress",
+        data=json.dumps(payloads.memberpress()),
+        headers={"MEMBERPRESS-WEBHOOK-KEY": MEMBERPRESS_KEY},
+        content_type="application/json",
+    )
+    spooled = app.extensions["farewell"].spool.backlog()
+    _close(app)
+    assert reply.status_code == 202 and json.loads(reply.data)["spooled"] is True
+    assert spooled == 1
