@@ -176,3 +176,13 @@ def test_a_full_noeviction_redis_refuses_writes_and_the_webhook_is_spooled(
     _close(app)
     assert reply.status_code == 202 and json.loads(reply.data)["spooled"] is True
     assert spooled == 1
+
+
+def test_the_override_is_read_as_a_yes_or_no():
+    from worker.settings import SettingsError
+
+    assert Settings.from_env({}).allow_evicting_redis is False
+    assert Settings.from_env({"FAREWELL_ALLOW_EVICTING_REDIS": "1"}).allow_evicting_redis is True
+    assert Settings.from_env({"FAREWELL_ALLOW_EVICTING_REDIS": "0"}).allow_evicting_redis is False
+    with pytest.raises(SettingsError, match="FAREWELL_ALLOW_EVICTING_REDIS must be 1 or 0"):
+        Settings.from_env({"FAREWELL_ALLOW_EVICTING_REDIS": "maybe"})
