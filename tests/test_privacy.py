@@ -14,9 +14,9 @@ import pytest
 from tests import payloads
 from tests.conftest import json_of
 from tests.fixtures_insights import ADMIN_PASSWORD
+from tests.test_erasure import _everything_in_redis
 from tests.test_feedback_page import submit
 from tests.test_insights import AUTH, figure, seed
-from tests.test_sequences import _everything_in_redis
 from worker import retention
 from worker.events import member_key
 from worker.store import cancellation_key, feedback_key, member_hash_key
