@@ -84,6 +84,7 @@ def test_export_lists_everything_seeded_through_the_real_intake(
     assert sequence["send_claims"]["feedback_request"].startswith("sent:")
     assert [e["step"] for e in sequence["send_log"]] == ["feedback_request"]
     assert data["suppression"] is None
+    assert data["subscription_states"]["memberpress:77"]["state"] == "cancelled"
 
 
 def test_export_says_nothing_of_other_members(post_hook, clock, survey_links, client, runner):
@@ -156,6 +157,7 @@ def test_the_retention_sweep_erases_old_personal_data_and_keeps_the_counts(
     counts, reasons = _dashboard(client)
     assert counts["cancellations"] == "5" and reasons["too_expensive"] == "2"
 
+    assert list(runtime.store.redis.scan_iter(match="farewell:substate:*"))
     passes = _sweep_until_done(runtime, time.time() + 731 * DAY, batch=2)
     assert all(p.records <= 2 + 5 for p in passes)  # bounded (plus records sharing a time)
     assert sum(p.members for p in passes) == 5 and sum(p.send_log for p in passes) > 0
@@ -165,6 +167,7 @@ def test_the_retention_sweep_erases_old_personal_data_and_keeps_the_counts(
         assert trace not in everything, trace
     for email in emails:
         assert member_key(email) not in everything
+    assert list(runtime.store.redis.scan_iter(match="farewell:substate:*")) == []
     assert _dashboard(client) == (counts, reasons)
     again = retention.sweep(runtime.store, runtime.queue, 730, now=time.time() + 731 * DAY)
     assert (again.members, again.send_log) == (0, 0)

@@ -38,6 +38,7 @@ from .store import (
     sequence_claims_key,
     sequence_key,
 )
+from .subscription_state import STATEFUL_SOURCES, state_key
 
 _SCAN = 1000
 # A sequence hash keeps what insights and the send-time checks read; the rest goes.
@@ -62,6 +63,10 @@ def export(redis: Redis, email: str) -> dict[str, Any]:
     events = [_event(redis, eid) for eid in event_ids]
     known = set(event_ids)
     events += [e for e in unhandled_events(redis, email) if e["event_id"] not in known]
+    events = [e for e in events if e is not None]
+    subscriptions = {e.get("subscription_id") for e in events} | set(
+        redis.smembers(member_paused_key(key))
+    )
     send_log = _send_log(redis, set(sequence_ids))
     suppression = redis.hget(SUPPRESSED_KEY, key)
     return {
@@ -70,7 +75,13 @@ def export(redis: Redis, email: str) -> dict[str, Any]:
         "member": redis.hgetall(member_hash_key(key)) or None,
         "paused_subscriptions": sorted(redis.smembers(member_paused_key(key))),
         "cooldown_sequence": redis.get(cooldown_key(key)),
-        "events": [e for e in events if e is not None],
+        "events": events,
+        "subscription_states": {
+            f"{source}:{sub}": state
+            for sub in sorted(s for s in subscriptions if s)
+            for source in STATEFUL_SOURCES
+            if (state := redis.hgetall(state_key(source, sub)))
+        },
         "cancellations": [
             {"event_id": eid, **data}
             for eid in event_ids

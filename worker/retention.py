@@ -12,7 +12,9 @@ What is old:
   events, indexes), their cancellations and sequences anonymized;
 - a cancellation older than the period, even of a member still around: its link to the
   member, its event record and its survey comment;
-- send log entries older than the period.
+- send log entries older than the period;
+- a subscription's last known state and payment (worker/subscription_state.py), keyed by
+  a hash of the subscription id, when neither changed in the period.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+from redis import Redis
 from rq import Queue
 
 from . import personal_data
@@ -34,7 +37,7 @@ log = logging.getLogger(__name__)
 DAY = 24 * 3600
 RETENTION_INTERVAL = 60  # seconds between passes, over all worker processes
 RETENTION_BATCH = 500  # members and records per pass
-STATE_KEY = f"{PREFIX}retention"  # hash: members_cursor, records_through
+STATE_KEY = f"{PREFIX}retention"  # hash: members_cursor, records_through, states_cursor
 LOCK_KEY = f"{PREFIX}retention:lock"  # held for RETENTION_INTERVAL by the process that ran
 _MEMBER_PREFIX = member_hash_key("")
 
@@ -97,6 +100,7 @@ def sweep(
     r = store.redis
     members, cycle_done = _retire_members(store, queue, limit, batch)
     records = _anonymize_records(store, queue, limit, batch)
+    _forget_old_states(r, limit, batch)
     dropped = int(r.xtrim(SENDLOG_KEY, minid=f"{int(limit * 1000)}-0"))
     return Pass(members, records, dropped, cycle_done)
 
@@ -127,6 +131,20 @@ def _anonymize_records(store: Store, queue: Queue, limit: float, batch: int) -> 
     if rows:
         r.hset(STATE_KEY, "records_through", repr(rows[-1][1]))
     return len(rows)
+
+
+def _forget_old_states(r: Redis, limit: float, batch: int) -> int:
+    """Subscription states (worker/subscription_state.py) neither changed nor paid since the
+    cutoff: a plugin repeating a state that old is not to be expected."""
+    cursor = int(r.hget(STATE_KEY, "states_cursor") or 0)
+    cursor, names = r.scan(cursor, match=f"{PREFIX}substate:*", count=batch)
+    dropped = 0
+    for name in names:
+        at = r.hmget(name, ["changed_at", "paid_at"])
+        if max(float(v or 0) for v in at) < limit:
+            dropped += int(r.delete(name))
+    r.hset(STATE_KEY, "states_cursor", cursor)
+    return dropped
 
 
 def _cancel_pending(store: Store, queue: Queue, sequence_ids: list[str]) -> None:

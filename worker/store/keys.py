@@ -53,8 +53,8 @@ Layout (all under the `farewell:` prefix):
     stripe:last_error          JSON {error, at, event}: Stripe refused our API key, for /healthz
     mail:last_error            JSON {transport, stream, error, at, sequence, step}: the last
                                configuration error of the mail transport, for /healthz
-    retention                  hash: members_cursor, records_through: where the retention
-                               sweep stopped (worker/retention.py)
+    retention                  hash: members_cursor, records_through, states_cursor: where
+                               the retention sweep stopped (worker/retention.py)
     retention:lock             held for a minute by the process that ran a retention pass
 
 The web side writes `dedupe`, `event` and `pending` (and `substate`) together with the RQ
