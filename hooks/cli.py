@@ -57,6 +57,7 @@ def jobs_retry_failed() -> None:
 
 def init_app(app: Flask) -> None:
     from . import cli_seq
+    from .privacy_cli import privacy_cli
     from .templates_cli import templates_cli
 
     app.cli.add_command(spool_cli)
@@ -64,3 +65,4 @@ def init_app(app: Flask) -> None:
     cli_seq.init_app(app)
     app.cli.add_command(templates_cli)
     app.cli.add_command(report)
+    app.cli.add_command(privacy_cli)

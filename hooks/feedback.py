@@ -55,7 +55,7 @@ def _open(token: str) -> Sequence:
     except SettingsError:
         abort(make_response(_error_page("bad_link", 404)))  # no secret: no link was issued
     seq = services.store.load_sequence(sequence_id)
-    if seq is None:
+    if seq is None or not seq.member_key:  # erased, or anonymized past retention
         abort(make_response(_error_page("gone", 404)))
     return seq
 

@@ -13,6 +13,8 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
+from worker.redis_policy import check as check_redis_policy
+
 from .ops_auth import details_need_token
 from .services import get_services
 
@@ -31,6 +33,7 @@ def healthz() -> ResponseReturnValue:
         scheduler = store.scheduler_alive(services.settings.queue_name)
         last_error = store.last_send_error()
         stripe_error = store.stripe_error()
+        policy = check_redis_policy(store.redis, services.settings.allow_evicting_redis)
     except RedisError as exc:
         body.update(status="unavailable", redis="down", reason=f"redis: {type(exc).__name__}")
         return jsonify(body), 503
@@ -44,7 +47,8 @@ def healthz() -> ResponseReturnValue:
         body["failed_jobs"] = services.queue.failed_job_registry.count
     except RedisError:
         pass
-    warnings = []
+    warnings = [policy.refusal] if policy.refusal else []
+    warnings += policy.warnings  # a Redis that evicts or forgets (worker/redis_policy.py)
     if not scheduler:
         warnings.append("no worker scheduler holds the queue: is `python -m worker` running?")
     if backlog:

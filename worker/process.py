@@ -6,8 +6,10 @@ A non-forking SimpleWorker: templates stay compiled and the SMTP connection or H
 stays open across jobs, instead of being rebuilt in a fork for every email.
 
 Around it: a heartbeat (worker/liveness.py), a sweep that re-queues accepted events that
-never reached the queue and jobs whose worker died, and a loop that outlives a Redis
-outage (RQ's worker quits on some Redis errors; we wait for Redis and start a new one).
+never reached the queue and jobs whose worker died (and, once a minute over all processes,
+erases personal data past its retention period: worker/retention.py), and a loop that
+outlives a Redis outage (RQ's worker quits on some Redis errors; we wait for Redis and
+start a new one).
 SIGTERM or SIGINT is a warm shutdown: the current job finishes, then the process exits 0.
 """
 
@@ -24,11 +26,12 @@ from rq import SimpleWorker
 from rq.job import Job
 from rq.queue import Queue
 
-from . import batch, liveness, logs, pool
+from . import batch, liveness, logs, pool, retention
 from .intake import requeue_stale
 from .mail.errors import MailConfigError
 from .playbook import PlaybookError
 from .recovery import reclaim_abandoned, release_due_jobs
+from .redis_policy import check_at_start
 from .render import TemplateMissing
 from .runtime import runtime
 from .settings import SettingsError
@@ -77,6 +80,7 @@ def _sweep_forever(stop: threading.Event) -> None:
             batch.recover_dead(rt.queue)
             release_due_jobs(rt.queue)
             requeue_stale(rt.store, rt.queue, older_than=STALE_PENDING_AFTER)
+            retention.run_due(rt.store, rt.queue, rt.settings.retention_days)  # once a minute
         except RedisError:
             continue  # Redis is down; the next sweep tries again
         except Exception:  # a sweep must never kill the worker; the next one tries again
@@ -100,6 +104,7 @@ def preflight() -> None:
     rt.renderer  # noqa: B018
     # Render every email with sample data: a broken template must stop the start, not a send.
     require_valid_templates(rt.settings, rt.playbook, rt.reasons)
+    check_at_start(rt.store.redis, rt.settings.allow_evicting_redis)
 
 
 def _stop_on_signals(stopping: threading.Event, starting: list[FarewellWorker]) -> None:

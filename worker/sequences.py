@@ -15,6 +15,7 @@ from rq import Queue
 from rq.job import Job, JobStatus
 
 from .events import member_key
+from .personal_data import erase_traces
 from .playbook import Step
 from .queues import step_job_id
 from .store import Feedback, Store
@@ -117,8 +118,11 @@ def suppress_member(store: Store, queue: Queue, email: str, reason: str) -> tupl
 
 def erase_member(store: Store, queue: Queue, member_key: str) -> tuple[int, int]:
     """Forget the member: cancel every pending step, then delete what is stored about them
-    (the suppression entry stays, keyed by a hash). Returns (jobs cancelled, keys deleted)."""
+    (the suppression entry stays, keyed by a hash; the cancellation records stay, without
+    it). Returns (jobs cancelled, keys deleted)."""
     cancelled = 0
-    for sid in store.member_sequence_ids(member_key):
+    sequence_ids = store.member_sequence_ids(member_key)
+    for sid in sequence_ids:
         cancelled += cancel_steps(queue, sid, store.planned_steps(sid))
+    erase_traces(store.redis, member_key, sequence_ids)  # reads indexes erase_member deletes
     return cancelled, store.erase_member(member_key)

@@ -46,6 +46,9 @@ DEFAULT_WON_BACK_DAYS = 30
 # than this, and no feedback request for a cancellation older than this (0: any age).
 DEFAULT_MIN_EMAIL_GAP_HOURS = 24
 DEFAULT_MAX_CANCELLATION_AGE_DAYS = 30
+# Two years: long enough to see a member come back a year later and for year-on-year
+# insights, short enough not to keep who left forever (docs/privacy.md).
+DEFAULT_RETENTION_DAYS = 730
 
 
 class SettingsError(ValueError):
@@ -144,6 +147,12 @@ class Settings:
     # (worker/batch.py); 1 turns batching off.
     event_batch: int = 50
 
+    # Redis (worker/redis_policy.py): start even though its maxmemory-policy evicts any key.
+    allow_evicting_redis: bool = False
+    # Personal data (worker/retention.py): erased this many days after a member's last
+    # event, aggregate counts kept; 0 keeps it forever.
+    retention_days: int = DEFAULT_RETENTION_DAYS
+
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -232,6 +241,8 @@ class Settings:
         for name in ("min_email_gap_hours", "max_cancellation_age_days"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{env_name(name)} must be 0 or more")
+        if self.retention_days < 0:
+            raise SettingsError("FAREWELL_RETENTION_DAYS must be 0 (keep forever) or more")
         if self.worker_processes < 0:
             raise SettingsError("FAREWELL_WORKER_PROCESSES must be 0 (one per CPU) or more")
         self.rate_limit_rule()
@@ -278,6 +289,12 @@ def _is_whsec(secret: str) -> bool:
 
 def _coerce(var: str, raw: str, annotation: object) -> object:
     kind = str(annotation)
+    if kind == "bool":
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{var} must be 1 or 0, not {raw!r}")
     try:
         if kind == "int":
             return int(raw)

@@ -12,7 +12,8 @@ Layout (all under the `farewell:` prefix):
     member:{member_key}:paused     set of the member's paused subscription ids
     sequence:{sequence_id}     hash: plan (JSON step -> stream), member_key, event_id,
                                membership_id, membership_title, locale, started_at,
-                               access_ends_at, status (active | stopped); once stopped:
+                               access_ends_at, status (active | stopped | erased: made
+                               anonymous past retention, member_key ""); once stopped:
                                outcome (came_back | won_back), came_back_at; after a
                                win-back email: marketing_sent_at; acted_at (when Farewell
                                first acted: steps are spaced from it), note (a step dropped,
@@ -52,6 +53,9 @@ Layout (all under the `farewell:` prefix):
     stripe:last_error          JSON {error, at, event}: Stripe refused our API key, for /healthz
     mail:last_error            JSON {transport, stream, error, at, sequence, step}: the last
                                configuration error of the mail transport, for /healthz
+    retention                  hash: members_cursor, records_through, states_cursor: where
+                               the retention sweep stopped (worker/retention.py)
+    retention:lock             held for a minute by the process that ran a retention pass
 
 The web side writes `dedupe`, `event` and `pending` (and `substate`) together with the RQ
 job that handles the event (in one Lua call), plus `suppressed` (unsubscribe page, the
