@@ -13,7 +13,7 @@ from functools import partial
 from rq import Retry
 from rq.job import get_current_job
 
-from . import batch, catchup, liveness, logs, sequences, subscription_state
+from . import batch, catchup, liveness, logs, rq_seam, sequences, subscription_state
 from .addresses import unsendable_reason
 from .cancellations import note_cancellation
 from .compose import compose
@@ -48,9 +48,7 @@ def handle_event(event_id: str) -> str:
     try:
         outcome = process_event(event_id)
     except StripeConfigError:
-        job = get_current_job()
-        if job is not None:
-            job.retries_left = 0  # retrying cannot fix our key: straight to failed
+        rq_seam.no_retry()  # retrying cannot fix our key: straight to failed
         raise
     behind = _process_queued_behind()
     return f"{outcome} (+{behind} queued behind it)" if behind else outcome
@@ -290,9 +288,7 @@ def send_step(sequence_id: str, step_id: str) -> str | Retry:
     except SendDeferred as deferred:
         return _retry_later(sequence_id, step_id, deferred.cause)
     except MailConfigError:
-        job = get_current_job()
-        if job is not None:
-            job.retries_left = 0  # no retry can fix it: straight to the failed registry
+        rq_seam.no_retry()  # no retry can fix it: straight to the failed registry
         raise
 
 
@@ -505,9 +501,7 @@ def _stripe_config_error(rt: Runtime, event_id: str, exc: StripeConfigError) -> 
     """Our Stripe API key is missing or refused: retrying will not help, so the job goes
     straight to the failed registry (the event stays pending) and /healthz says why."""
     rt.store.record_stripe_error(str(exc), event_id)
-    job = get_current_job()
-    if job is not None:
-        job.retries_left = 0
+    rq_seam.no_retry()
     log.error(
         "STRIPE CONFIGURATION ERROR, event %s kept for `flask --app hooks jobs retry-failed` "
         "once FAREWELL_STRIPE_API_KEY is fixed: %s",

@@ -26,7 +26,7 @@ from rq import SimpleWorker
 from rq.job import Job
 from rq.queue import Queue
 
-from . import batch, liveness, logs, pool, retention
+from . import batch, liveness, logs, pool, retention, rq_seam
 from .intake import requeue_stale
 from .mail.errors import MailConfigError
 from .playbook import PlaybookError
@@ -60,7 +60,7 @@ class FarewellWorker(SimpleWorker):
         """A stop that arrived before RQ's own signal handlers were installed (while it
         started up): its loop then ends before taking a job."""
         self.stop_requested = True
-        self._stop_requested = True  # RQ's loop checks this before every dequeue
+        rq_seam.stop_before_work(self)
 
     def perform_job(self, job: Job, queue: Queue) -> bool:
         first = job.args[0] if job.args else None
