@@ -36,8 +36,11 @@ tests, not auditing the tree:
    `run_scheduler_once`). Pinned by tests/test_operations.py::
    test_due_jobs_move_when_no_live_scheduler_holds_the_queue.
 8. A worker's loop checks the private `_stop_requested` before every dequeue
-   (`stop_before_work`); `max_connection_wait_time` bounds its wait for a lost Redis.
-   Pinned by tests/test_operations.py::test_a_stop_that_lands_before_rqs_own_handlers_is_not_lost.
+   (`Worker.stop_before_work`); `max_connection_wait_time` bounds its wait for a lost
+   Redis; `perform_job(job, queue, ...)` runs each job in the worker's process (RQ 3 added
+   an argument: `Worker` passes any through). Pinned by tests/test_operations.py::
+   test_a_stop_that_lands_before_rqs_own_handlers_is_not_lost and
+   test_metrics_count_events_jobs_and_emails_across_processes (jobs counted per outcome).
 9. A running job whose `retries_left` is set to 0 goes to the failed registry when it
    raises, without a retry (`no_retry`). Pinned by tests/test_stripe_source.py (a refused
    Stripe key fails at once) and tests/test_send_failures.py
@@ -57,7 +60,7 @@ from __future__ import annotations
 
 import calendar
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -282,10 +285,24 @@ def run_scheduler_once(queue: Queue) -> bool:
 # --- 8, 9: the worker's loop and the running job ---------------------------------------------
 
 
-def stop_before_work(worker: SimpleWorker) -> None:
-    """Make the worker's loop end before its next dequeue (a warm stop, as its own
-    signal handler would ask for, but usable before those handlers are installed)."""
-    worker._stop_requested = True
+class Worker(SimpleWorker):
+    """RQ's SimpleWorker with a hook around each job run in it (`around_job`) and a stop
+    usable before RQ's own signal handlers are installed (`stop_before_work`)."""
+
+    max_connection_wait_time = 5.0  # retry a lost Redis every 5 s, not every minute
+
+    def around_job(self, job: Job, run: Callable[[], bool]) -> bool:
+        """Run the job (`run()`, True when it succeeded); subclasses add around it."""
+        return run()
+
+    def perform_job(self, job: Job, queue: Queue, *rest: Any) -> bool:
+        # RQ 3 passes the job's Execution as well; RQ 2 does not.
+        return self.around_job(job, lambda: super(Worker, self).perform_job(job, queue, *rest))
+
+    def stop_before_work(self) -> None:
+        """Make the loop end before its next dequeue (a warm stop, as RQ's own signal
+        handler would ask for)."""
+        self._stop_requested = True
 
 
 def no_retry() -> None:
