@@ -15,6 +15,7 @@ from . import batch, catchup, liveness, logs, rq_seam, sequences, subscription_s
 from .addresses import unsendable_reason
 from .cancellations import note_cancellation
 from .delivery import Result, deliver
+from .enrichment import enrich
 from .events import STATEFUL_SOURCES, Event, EventKind, Member, utcnow
 from .mail.errors import MailConfigError, TransientMailError
 from .privacy import mask_email
@@ -27,7 +28,6 @@ from .queues import (
 )
 from .runtime import Runtime, runtime
 from .store import Sequence
-from .stripe_api import StripeConfigError, prepare_event
 
 log = logging.getLogger(__name__)
 # An event job handles the events queued behind it for at most this long, far inside
@@ -40,11 +40,7 @@ UNSENDABLE_METRIC = "farewell_unsendable_addresses_total"  # suppressed when fir
 def handle_event(event_id: str) -> str:
     """RQ job: act on one accepted event, then on the accepted events queued right behind
     it (worker/batch.py), so RQ's cost per job is paid once for many cancellations."""
-    try:
-        outcome = process_event(event_id)
-    except StripeConfigError:
-        rq_seam.no_retry()  # retrying cannot fix our key: straight to failed
-        raise
+    outcome = process_event(event_id)
     behind = _process_queued_behind()
     return f"{outcome} (+{behind} queued behind it)" if behind else outcome
 
@@ -57,12 +53,7 @@ def process_event(event_id: str) -> str:
         log.warning("event %s: record gone (expired or erased), nothing to do", event_id)
         rt.store.finish_event(event_id)
         return "missing"
-    if event.source == "stripe":  # Stripe events carry a customer id, not an email
-        try:
-            event = prepare_event(event, rt.stripe, rt.store)
-        except StripeConfigError as exc:
-            _stripe_config_error(rt, event_id, exc)
-            raise
+    event = enrich(event, rt)  # e.g. Stripe's customer looked up (worker/enrichment.py)
     if event is None:
         rt.store.finish_event(event_id)
         return "no member to write to"
@@ -330,16 +321,3 @@ def _retry_later(sequence_id: str, step_id: str, exc: TransientMailError) -> Ret
             exc,
         )
     return retry
-
-
-def _stripe_config_error(rt: Runtime, event_id: str, exc: StripeConfigError) -> None:
-    """Our Stripe API key is missing or refused: retrying will not help, so the job goes
-    straight to the failed registry (the event stays pending) and /healthz says why."""
-    rt.store.record_stripe_error(str(exc), event_id)
-    rq_seam.no_retry()
-    log.error(
-        "STRIPE CONFIGURATION ERROR, event %s kept for `flask --app hooks jobs retry-failed` "
-        "once FAREWELL_STRIPE_API_KEY is fixed: %s",
-        event_id,
-        exc,
-    )

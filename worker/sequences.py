@@ -42,8 +42,6 @@ def comeback_outcome(marketing_sent_at: float | None, now: float, won_back_days:
     return CAME_BACK
 
 
-
-
 def feedback_given(feedback: Feedback | None) -> bool:
     """The member answered the survey (a reason or a comment)."""
     return feedback is not None and bool(feedback.reason or feedback.comment)
