@@ -18,7 +18,7 @@ CODE_DIRS = ("worker", "hooks", "bench", "devstack")
 INTERNALS = re.compile(
     r"""["']rq:"""
     r"|\._stop_requested|\.retries_left\s*=[^=]|\.job_class\b|\.redis_queues_keys\b"
-    r"|\.create_job\(|\.to_dict\(\)\.items|\bparse_composite_key\b|\bRQScheduler\b"
+    r"|\.to_dict\(\)\.items|\bparse_composite_key\b|\bRQScheduler\b"
     r"|\bget_locking_key\b|from rq\.executions|from rq\.utils|from rq\.scheduler"
     r"|def perform_job\("
 )
