@@ -53,7 +53,7 @@ job for minutes, where ours expires within ALIVE_TTL; and our own pool (worker/p
 because each process is a whole worker with its heartbeat and sweep, and RQ's WorkerPool
 is still marked beta. Neither touches RQ's keys.
 
-Pinned version: rq 2.12.0 (see the version note in docs/operations.md).
+Pinned version: rq 3.0.0 (see "RQ version" in docs/operations.md).
 """
 
 from __future__ import annotations
