@@ -13,8 +13,8 @@ tests, not auditing the tree:
    it. Pinned by tests/test_intake.py::test_the_job_is_written_as_rq_would_enqueue_it.
 2. Enqueueing is that hash, the id RPUSHed to the queue's list (`Queue.key`) and the queue
    named in `Queue.redis_queues_keys`: the intake's Lua script writes them with the event
-   in one round trip (`event_job_record`, worker/store/scripts.py ACCEPT). Pinned by the
-   same test (the job runs: tests/test_intake.py::test_an_accepted_event_is_handled_by_the_worker).
+   in one round trip (`job_record`, worker/store/scripts.py ACCEPT). Pinned by the same
+   test (the job runs: tests/test_intake.py::test_an_accepted_event_is_handled_by_the_worker).
 3. Scheduling is the hash (status `scheduled`, no TTL) plus the id in the scheduled
    registry's sorted set scored by the due Unix time (`write_scheduled`). Pinned by
    tests/test_intake.py::test_a_scheduled_step_is_written_as_rq_would_schedule_it.
@@ -26,10 +26,10 @@ tests, not auditing the tree:
    tests/test_intake.py::test_the_sweeper_requeues_an_accepted_event_whose_job_was_lost.
 6. The started registry is a sorted set of `<job id>:<execution id>` members, and
    `Execution.fetch` names the worker running it; removing the member and enqueueing the
-   job again is what RQ's own cleanup does later (`started_jobs`, `unstart`, `requeue`,
-   used by worker/recovery.py). Pinned by tests/test_operations.py::
-   test_a_job_of_a_worker_without_heartbeat_is_requeued_once and the fault tests
-   (tests/test_faults.py, a SIGKILLed worker's job is run by another).
+   job again (public `Queue.enqueue_job`) is what RQ's own cleanup does later
+   (`started_jobs`, `unstart`, used by worker/recovery.py). Pinned by tests/test_operations.py::
+   test_a_job_of_a_worker_without_heartbeat_is_requeued_once and tests/test_faults.py::
+   test_workers_killed_mid_job_lose_and_duplicate_nothing.
 7. `RQScheduler` holds a per-queue lock at `get_locking_key(name)` that a live scheduler
    refreshes every second with a TTL of interval + 60 s, and `acquire_locks`,
    `enqueue_scheduled_jobs`, `release_locks` run one scheduling pass (`scheduler_lock_key`,
@@ -42,16 +42,17 @@ tests, not auditing the tree:
    test_a_stop_that_lands_before_rqs_own_handlers_is_not_lost and
    test_metrics_count_events_jobs_and_emails_across_processes (jobs counted per outcome).
 9. A running job whose `retries_left` is set to 0 goes to the failed registry when it
-   raises, without a retry (`no_retry`). Pinned by tests/test_stripe_source.py (a refused
-   Stripe key fails at once) and tests/test_send_failures.py
-   (test_an_smtp_configuration_error_takes_the_same_path).
+   raises, without a retry (`no_retry`). Pinned by tests/test_stripe_source.py::
+   test_a_refused_api_key_fails_at_once_shows_on_healthz_and_retries_once_fixed and
+   tests/test_send_failures.py::test_an_smtp_configuration_error_takes_the_same_path.
 
 Two things RQ also has, kept on purpose (not internals, but an upgrade should re-judge them):
 our own heartbeat (worker/liveness.py) because RQ's worker key lives for the worker's
-whole TTL (420 s by default) and sweeping on it would leave a dead worker's send claim and
-job for minutes, where ours expires within ALIVE_TTL; and our own pool (worker/pool.py)
-because each process is a whole worker with its heartbeat and sweep, and RQ's WorkerPool
-is still marked beta. Neither touches RQ's keys.
+whole TTL (DEFAULT_WORKER_TTL, 420 s) and sweeping on it would leave a dead worker's send
+claim and job for minutes, where ours expires within ALIVE_TTL; and our own pool
+(worker/pool.py) because each process must be a whole `python -m worker` (preflight,
+heartbeat, sweep, the loop that outlives a Redis outage), which `rq worker-pool` does not
+start. Neither touches RQ's keys.
 
 Pinned version: rq 3.0.0 (see "RQ version" in docs/operations.md).
 """
