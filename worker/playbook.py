@@ -56,8 +56,8 @@ _STEP_KEYS = {
     "only_if_no_reason",
     "only_if_reason",
 }
-# Playbooks written before `only_if_no_reason` existed had this rule built in for the step
-# that asks why: it still holds for them when the key is absent.
+# The step that asks why the member left. Playbooks written before `only_if_no_reason`
+# existed had that rule built in for it: it still holds for them when the key is absent.
 ASKS_WHY_TEMPLATE = "feedback_request"
 _INCENTIVE_KEYS = {"code", "pool", "when_exhausted", "offer"}
 _MEMBERSHIP_KEYS = {"steps", "incentive", "locale"}
@@ -84,6 +84,11 @@ class Step:
     @property
     def id(self) -> str:
         return self.template
+
+    @property
+    def asks_why(self) -> bool:
+        """The step that asks the member why they left (the survey's email)."""
+        return self.template == ASKS_WHY_TEMPLATE
 
 
 @dataclass(frozen=True)
