@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from redis import Redis
+from rq import Queue
 
 from devstack.stack import Stack, read_procfile
 from worker.pool import default_processes
@@ -297,7 +298,7 @@ def wait_for_emails(n: int, sink: Sink, stack: Stack, redis: Redis, log) -> None
         time.sleep(0.1)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (
-        redis.zcard(PENDING_KEY) or redis.llen(f"rq:queue:{Settings().queue_name}")
+        redis.zcard(PENDING_KEY) or Queue(Settings().queue_name, connection=redis).count
     ):
         time.sleep(0.2)
     time.sleep(1.0)

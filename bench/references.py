@@ -90,11 +90,11 @@ def bytes_per_scheduled_step(redis_url: str, settings: Settings, count: int) -> 
         schedule_step(queue, sequence_id, "winback_30d", timedelta(days=30))
     after = used_memory(queue.connection)
     pipe = queue.connection.pipeline(transaction=False)
-    registry = queue.scheduled_job_registry.key
+    registry = queue.scheduled_job_registry
     for sequence_id in ids:
         job_id = step_job_id(sequence_id, "winback_30d")
+        registry.remove(job_id, pipeline=pipe)
         pipe.delete(Job.key_for(job_id))
-        pipe.zrem(registry, job_id)
     pipe.execute()
     queue.connection.close()
     return (after - before) / count

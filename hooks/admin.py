@@ -14,8 +14,7 @@ from flask import Blueprint, Response, current_app, render_template, request, ur
 from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
-from worker.cancellations import gather
-from worker.insights import FilterError, Filters, compute, export_rows, parse_filters
+from worker.insights import FilterError, Filters, compute, export_rows, gather, parse_filters
 
 from .admin_auth import admin_required
 from .charts import share_bar, weekly_bars

@@ -7,8 +7,7 @@ from unicodedata import category
 import click
 from flask.cli import with_appcontext
 
-from worker.cancellations import gather
-from worker.insights import FilterError, Insights, compute, parse_filters
+from worker.insights import FilterError, Insights, compute, gather, parse_filters
 
 from .services import get_services
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import requests
 from aiosmtpd.controller import Controller
+from rq import Queue
 
 from devstack.redis_server import RedisServer, free_port
 from devstack.stack import ROOT, read_procfile
@@ -415,10 +416,11 @@ def diagnose(cluster: Cluster) -> str:
         claims = collections.Counter(
             (r.get(k) or "").split("|")[0].split(":")[0] for k in r.scan_iter("farewell:send:*")
         )
+        q = Queue("farewell", connection=r)
         return (
             f"claims {dict(claims)}, pending {r.zcard('farewell:pending')}, "
-            f"queued {r.llen('rq:queue:farewell')}, wip {r.zcard('rq:wip:farewell')}, "
-            f"failed {r.zcard('rq:failed:farewell')}, scheduled {r.zcard('rq:scheduled:farewell')}"
+            f"queued {q.count}, started {q.started_job_registry.count}, "
+            f"failed {q.failed_job_registry.count}, scheduled {q.scheduled_job_registry.count}"
         )
     except Exception as exc:  # diagnostics must not hide the real failure
         return f"(no diagnostics: {exc})"

@@ -12,7 +12,7 @@ import pytest
 from tests import payloads
 from tests.conftest import json_of
 from tests.rq_helpers import BurstWorker
-from worker import batch, jobs, liveness
+from worker import batch, jobs, liveness, rq_seam
 from worker.queues import event_job_id, schedule_step
 from worker.runtime import Runtime, set_runtime
 from worker.store import BATCH_OWNERS_KEY, alive_key, batch_key, event_key
@@ -62,7 +62,7 @@ def test_one_rq_job_handles_the_events_queued_behind_it_and_sends_their_emails(
     assert _queued(runtime) == []
     assert runtime.store.redis.zcard("farewell:pending") == 0
     connection = runtime.queue.connection
-    assert not any(connection.exists(f"rq:job:{event_job_id(i)}") for i in ids)
+    assert not any(rq_seam.jobs_exist(connection, [event_job_id(i) for i in ids]))
     assert not connection.exists(batch_key(owner))
 
 

@@ -251,7 +251,7 @@ def test_a_full_flow_logs_json_lines_with_event_ids_and_no_address_or_secret(
     assert "jane.doe@example.com" not in text and "jane.doe+x@example.com" not in text
     assert "j***@example.com" in text
     assert SECRET_KEY not in text and MEMBERPRESS_KEY not in text
-    job_lines = [entry for entry in lines if entry["logger"] == "worker.jobs"]
+    job_lines = [e for e in lines if e["logger"] in ("worker.jobs", "worker.delivery")]
     assert len(job_lines) >= 4 and all("event_id" in entry for entry in job_lines)
     queued = [entry for entry in lines if "queued" in entry["msg"]]
     assert queued and all(entry["event_id"].startswith("memberpress-") for entry in queued)
@@ -321,24 +321,26 @@ def test_webhook_keys_are_compared_in_constant_time(monkeypatch, post_hook):
 def test_a_dead_workers_uncommitted_claim_is_taken_over(runtime):
     store = runtime.store
     store.redis.set(keys.alive_key("farewell-a"), "1", ex=10)
-    assert store.claim_send("seq", "step", owner="farewell-a") is None
+    assert store.claim_send("seq", "step", owner="farewell-a").ours
     # While its owner lives, the claim holds.
-    assert store.claim_send("seq", "step", owner="farewell-b").startswith("sending|farewell-a|")
+    held = store.claim_send("seq", "step", owner="farewell-b").held
+    assert (held.phase, held.owner, held.busy) == (keys.Phase.SENDING, "farewell-a", True)
     store.redis.delete(keys.alive_key("farewell-a"))  # owner died; claim ages past the guard
     value = store.redis.get(keys.send_claim_key("seq", "step"))
     old = value.rsplit("|", 1)[0] + f"|{float(value.rsplit('|', 1)[1]) - 60:.3f}"
     store.redis.set(keys.send_claim_key("seq", "step"), old)
-    assert store.claim_send("seq", "step", owner="farewell-b") is None
+    assert store.claim_send("seq", "step", owner="farewell-b").ours
     assert not store.commit_send("seq", "step", "farewell-a")  # the old owner is fenced off
     assert store.commit_send("seq", "step", "farewell-b")
 
 
 def test_a_committed_claim_is_never_taken_over(runtime):
     store = runtime.store
-    assert store.claim_send("seq", "step", owner="farewell-a") is None
+    assert store.claim_send("seq", "step", owner="farewell-a").ours
     assert store.commit_send("seq", "step", "farewell-a")
     store.redis.delete(keys.alive_key("farewell-a"))  # its owner died right after committing
-    assert store.claim_send("seq", "step", owner="farewell-b").startswith("committing|")
+    held = store.claim_send("seq", "step", owner="farewell-b").held
+    assert (held.phase, held.owner, held.busy) == (keys.Phase.COMMITTING, "farewell-a", False)
     store.release_send("seq", "step", "farewell-b")  # not b's to release
     assert store.redis.exists(keys.send_claim_key("seq", "step"))
 
@@ -347,7 +349,7 @@ def test_a_committed_claim_is_released_only_when_the_message_is_known_not_to_hav
     runtime,
 ):
     store = runtime.store
-    assert store.claim_send("seq", "step", owner="farewell-a") is None
+    assert store.claim_send("seq", "step", owner="farewell-a").ours
     assert store.commit_send("seq", "step", "farewell-a")
     store.release_send("seq", "step", "farewell-a")  # e.g. a bug after the POST went out
     assert store.redis.get(keys.send_claim_key("seq", "step")).startswith("committing|")
@@ -364,7 +366,7 @@ class _TakenOverThenRefused:
     def __init__(self, store, claim_key: str) -> None:
         self.store, self.claim_key = store, claim_key
 
-    def send(self, email):
+    def send(self, email, commit):
         self.store.redis.set(self.claim_key, f"sending|farewell-b|{time.time():.3f}")
         raise TransientMailError("421 try later")
 
@@ -389,7 +391,7 @@ def test_a_step_whose_claim_another_worker_holds_is_retried_not_dropped(
 ):
     event_id = json_of(post_hook.memberpress())["event_id"]
     runtime.store.redis.set(keys.alive_key("farewell-other"), "1", ex=10)
-    assert runtime.store.claim_send(event_id, "feedback_request", owner="farewell-other") is None
+    assert runtime.store.claim_send(event_id, "feedback_request", owner="farewell-other").ours
     jobs.handle_event(event_id)
     with pytest.raises(jobs.ClaimBusy):
         jobs.send_step(event_id, "feedback_request")

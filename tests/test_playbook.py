@@ -136,6 +136,11 @@ only_if_reason = ["too_expensive"]
             '[default]\nsteps = []\n[memberships.7]\nsteps = [{ template = "x y" }]',
             "[memberships.7] step 1: 'template' must be a name",
         ),
+        (
+            '[default]\nsteps = [{ template = "winback", stream = "marketing", '
+            'only_if_no_reason = true, only_if_reason = ["temporary"] }]',
+            "step 1: only_if_no_reason and only_if_reason cannot both hold",
+        ),
         ("[default\n", "not valid TOML"),
     ],
 )
@@ -209,3 +214,18 @@ def test_a_membership_may_name_the_language_of_its_emails(tmp_path):
     playbook = load_playbook(path)
     assert playbook.locale_for("3006") == "pt_BR"
     assert playbook.locale_for("3007") is None and playbook.locale_for(None) is None
+
+
+@pytest.mark.parametrize(
+    ("step", "skips_once_a_reason_is_known"),
+    [
+        ('{ template = "feedback_request" }', True),  # playbooks from before the key
+        ('{ template = "feedback_request", only_if_no_reason = false }', False),
+        ('{ template = "feedback_request", only_if_reason = ["temporary"] }', False),
+        ('{ template = "winback", stream = "marketing" }', False),
+        ('{ template = "winback", stream = "marketing", only_if_no_reason = true }', True),
+    ],
+)
+def test_asking_why_once_is_playbook_data(tmp_path, step, skips_once_a_reason_is_known):
+    (loaded,) = _load(tmp_path, f"[default]\nsteps = [{step}]").steps_for("any")
+    assert loaded.only_if_no_reason is skips_once_a_reason_is_known

@@ -331,3 +331,31 @@ def test_sendgrid_blames_the_member_only_for_their_own_address():
     assert _RECIPIENT_FIELD.match("personalizations.0.to.0.email")
     assert not _RECIPIENT_FIELD.match("personalizations.0.to")
     assert not _RECIPIENT_FIELD.match("from.email")
+
+
+# --- the commit: one interface for every transport ------------------------------------------
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_the_commit_comes_once_just_before_the_request(transport_for, provider_api, name):
+    seen_before_commit = []
+
+    def commit():
+        seen_before_commit.append(len(provider_api.accepted))
+
+    transport_for(name).send(TRANSACTIONAL, commit)
+    assert seen_before_commit == [0]
+    assert len(provider_api.accepted) == 1
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_a_commit_that_refuses_sends_nothing(transport_for, provider_api, name):
+    class Lost(Exception):
+        pass
+
+    def commit():
+        raise Lost
+
+    with pytest.raises(Lost):
+        transport_for(name).send(TRANSACTIONAL, commit)
+    assert provider_api.received == []

@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+from rq import Queue
 
 from devstack.redis_server import free_port
 from tests import payloads, plugin_payloads, source_payloads
 from tests.faultkit import wait_for
 from tests.fixtures_sources import woocommerce_headers
+from worker import rq_seam
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -99,8 +101,8 @@ class Stack:
     def win_back_planned(self, sequence_id: str) -> bool:
         """The step job waits in RQ's scheduled registry and was not cancelled."""
         job_id = f"step-{sequence_id}-winback"
-        scheduled = self.redis.zscore("rq:scheduled:farewell", job_id) is not None
-        return scheduled and self.redis.hget(f"rq:job:{job_id}", "status") != "canceled"
+        scheduled = job_id in Queue("farewell", connection=self.redis).scheduled_job_registry
+        return scheduled and self.redis.hget(rq_seam.job_key(job_id), "status") != "canceled"
 
     def emails_to(self, address: str) -> list[str]:
         texts = [p.read_text(errors="replace") for p in self.outbox.glob("*.eml")]

@@ -66,6 +66,19 @@ def _fb(reason="", comment="", no_email=False):
             False,
             None,
         ),
+        (
+            Step("ask", timedelta(0), "transactional", only_if_no_reason=True),
+            _fb("too_expensive"),
+            False,
+            "already told us why",
+        ),
+        (
+            Step("ask", timedelta(0), "transactional", only_if_no_reason=True),
+            _fb(comment="hi"),
+            False,
+            None,
+        ),
+        (FEEDBACK_REQUEST, _fb("too_expensive"), False, None),  # the rule is the step's data
     ],
 )
 def test_skip_reason(step, feedback, paused, skipped_because):

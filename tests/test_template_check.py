@@ -107,8 +107,8 @@ BREAKAGES = {
     "email missing in the default language": (
         lambda c: c.edit(
             "playbook.toml",
-            'stream = "transactional" },',
-            'stream = "transactional" },\n  { template = "thanks_again", delay = "3d" },',
+            "only_if_no_reason = true },",
+            'only_if_no_reason = true },\n  { template = "thanks_again", delay = "3d" },',
         ),
         r"en/thanks_again\.html: missing email: the playbook sends 'thanks_again'",
     ),

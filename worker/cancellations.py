@@ -1,14 +1,13 @@
-"""Cancellation records for insights: written by the worker for every cancellation, read
-back with what followed (sequence outcome, survey answer, address) for the dashboard,
-the CSV export and `flask --app hooks report`."""
+"""Cancellation records for insights: written by the worker for every cancellation (read
+back by `worker.insights.gather` for the dashboard, the CSV export and
+`flask --app hooks report`)."""
 
 from __future__ import annotations
 
 from .events import Event
-from .insights import Entry, Filters
 from .notify import enqueue_cancellation
 from .runtime import runtime
-from .store import Cancellation, Store
+from .store import Cancellation
 
 
 def note_cancellation(event: Event) -> bool:
@@ -31,22 +30,3 @@ def note_cancellation(event: Event) -> bool:
         return False
     enqueue_cancellation(rt.queue, rt.settings, event.event_id)
     return True
-
-
-def gather(store: Store, filters: Filters) -> list[Entry]:
-    """The records in the filter's window, each with its sequence, answer and address."""
-    start, end = filters.window()
-    records = store.cancellations(start, end, filters.membership_id)
-    seq_ids = [c.sequence_id for c in records]
-    sequences = store.sequence_outcomes(seq_ids)
-    answers = store.load_many_feedback(seq_ids)
-    emails = store.member_emails(sorted({c.member_key for c in records}))
-    return [
-        Entry(
-            cancellation=c,
-            sequence=sequences.get(c.sequence_id),
-            feedback=answers.get(c.sequence_id),
-            email=emails.get(c.member_key, ""),
-        )
-        for c in records
-    ]

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .playbook import Step
-from .sequences import FEEDBACK_TEMPLATE
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def plan_steps(
     due: list[tuple[Step, datetime]] = []
     dropped: list[Dropped] = []
     for step in sorted(steps, key=lambda s: s.delay):  # stable: the playbook's order on ties
-        if step.template == FEEDBACK_TEMPLATE and max_age is not None and age > max_age:
+        if step.asks_why and max_age is not None and age > max_age:
             reason = (
                 f"the cancellation was {age.days} days old when it reached Farewell "
                 f"(more than {max_age.days}): no feedback request"

@@ -47,6 +47,15 @@ class Member:
 
 
 @dataclass(frozen=True)
+class MemberToResolve(Member):
+    """A member the source names only by its own id (Stripe: a customer id, no address).
+    The source's enrichment step (worker/enrichment.py) looks them up before the worker
+    acts on the event. Stored as a member with an empty email."""
+
+    email: str = ""
+
+
+@dataclass(frozen=True)
 class Membership:
     id: str
     title: str = ""
@@ -102,7 +111,7 @@ class Event:
             name=data["name"],
             kind=EventKind(data["kind"]),
             occurred_at=datetime.fromisoformat(data["occurred_at"]),
-            member=Member(**data["member"]),
+            member=_member(data["member"]),
             membership=Membership(**membership) if membership else None,
             subscription_id=data.get("subscription_id", ""),
             status=data.get("status", ""),
@@ -110,6 +119,10 @@ class Event:
             amount=data.get("amount", ""),
             raw=data.get("raw") or {},
         )
+
+
+def _member(data: dict[str, Any]) -> Member:
+    return Member(**data) if data.get("email") else MemberToResolve(**data)
 
 
 def _parse_dt(value: str | None) -> datetime | None:

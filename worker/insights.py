@@ -1,5 +1,6 @@
 """What the owner sees: figures computed from cancellation records, survey answers and
-sequence outcomes. Pure: no Redis, no Flask; `worker.cancellations.gather` loads the input.
+sequence outcomes. Pure but for `gather`, which loads the input from the store (one read
+per kind of record); no Flask.
 
 All dates are UTC. A week starts on Monday (ISO 8601).
 """
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from .reasons import Reason
-from .store import Cancellation, Feedback, SequenceOutcome
+from .store import Cancellation, Feedback, SequenceOutcome, Store
 
 # More weeks than this in one chart says nothing more; the newest ones are kept.
 MAX_WEEKS = 260
@@ -138,6 +139,25 @@ class Insights:
     @property
     def won_back_rate(self) -> float | None:
         return self.won_back / self.cancellations if self.cancellations else None
+
+
+def gather(store: Store, filters: Filters) -> list[Entry]:
+    """The records in the filter's window, each with its sequence, answer and address."""
+    start, end = filters.window()
+    records = store.cancellations(start, end, filters.membership_id)
+    seq_ids = [c.sequence_id for c in records]
+    sequences = store.sequence_outcomes(seq_ids)
+    answers = store.load_many_feedback(seq_ids)
+    emails = store.member_emails(sorted({c.member_key for c in records}))
+    return [
+        Entry(
+            cancellation=c,
+            sequence=sequences.get(c.sequence_id),
+            feedback=answers.get(c.sequence_id),
+            email=emails.get(c.member_key, ""),
+        )
+        for c in records
+    ]
 
 
 def compute(

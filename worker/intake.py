@@ -7,9 +7,8 @@ import logging
 from enum import StrEnum
 
 from rq import Queue
-from rq.job import Job
 
-from . import subscription_state
+from . import rq_seam, subscription_state
 from .events import Event
 from .queues import enqueue_event, event_job_id, event_job_record
 from .store import Store
@@ -75,11 +74,9 @@ def requeue_stale(
     stale = store.stale_pending(older_than, limit=limit)
     if not stale:
         return 0
-    pipe = queue.connection.pipeline(transaction=False)
-    for event_id in stale:
-        pipe.exists(Job.key_for(event_job_id(event_id)))
+    exist = rq_seam.jobs_exist(queue.connection, [event_job_id(e) for e in stale])
     requeued = 0
-    for event_id, exists in zip(stale, pipe.execute(), strict=True):
+    for event_id, exists in zip(stale, exist, strict=True):
         if exists:
             continue
         log.warning("requeueing event %s: accepted but never queued", event_id)

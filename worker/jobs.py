@@ -3,25 +3,21 @@ each may run twice and must still send at most one email per sequence step."""
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from rq import Retry
 from rq.job import get_current_job
 
-from . import batch, catchup, liveness, logs, sequences, subscription_state
+from . import batch, catchup, liveness, logs, rq_seam, sequences, subscription_state
 from .addresses import unsendable_reason
 from .cancellations import note_cancellation
-from .compose import compose
+from .delivery import Result, deliver
+from .enrichment import enrich
 from .events import STATEFUL_SOURCES, Event, EventKind, Member, utcnow
-from .incentives import resolve_offer
-from .mail import Transport
-from .mail.errors import MailConfigError, RecipientRejected, TransientMailError
-from .mail.message import OutgoingEmail
+from .mail.errors import MailConfigError, TransientMailError
 from .privacy import mask_email
 from .queues import (
     EARLIER_ATTEMPTS,
@@ -31,8 +27,7 @@ from .queues import (
     send_retry_delay,
 )
 from .runtime import Runtime, runtime
-from .store import CAP_REACHED, EMAILS_METRIC, Sequence
-from .stripe_api import StripeConfigError, prepare_event
+from .store import Sequence
 
 log = logging.getLogger(__name__)
 # An event job handles the events queued behind it for at most this long, far inside
@@ -45,13 +40,7 @@ UNSENDABLE_METRIC = "farewell_unsendable_addresses_total"  # suppressed when fir
 def handle_event(event_id: str) -> str:
     """RQ job: act on one accepted event, then on the accepted events queued right behind
     it (worker/batch.py), so RQ's cost per job is paid once for many cancellations."""
-    try:
-        outcome = process_event(event_id)
-    except StripeConfigError:
-        job = get_current_job()
-        if job is not None:
-            job.retries_left = 0  # retrying cannot fix our key: straight to failed
-        raise
+    outcome = process_event(event_id)
     behind = _process_queued_behind()
     return f"{outcome} (+{behind} queued behind it)" if behind else outcome
 
@@ -64,12 +53,7 @@ def process_event(event_id: str) -> str:
         log.warning("event %s: record gone (expired or erased), nothing to do", event_id)
         rt.store.finish_event(event_id)
         return "missing"
-    if event.source == "stripe":  # Stripe events carry a customer id, not an email
-        try:
-            event = prepare_event(event, rt.stripe, rt.store)
-        except StripeConfigError as exc:
-            _stripe_config_error(rt, event_id, exc)
-            raise
+    event = enrich(event, rt)  # e.g. Stripe's customer looked up (worker/enrichment.py)
     if event is None:
         rt.store.finish_event(event_id)
         return "no member to write to"
@@ -262,199 +246,53 @@ def _send_now(rt: Runtime, sequence_id: str, step_id: str, member: Member) -> st
     after a backoff for a transient failure, at once for anything else (the step job then
     fails the same way, and ends in RQ's failed registry if it keeps failing)."""
     try:
-        return deliver_step(sequence_id, step_id, member)
-    except SendDeferred as deferred:
-        delay = send_retry_delay(0, deferred.cause.retry_after)
-        log.warning(
-            "step %s/%s: transient failure, its job retries in %ss: %s",
-            sequence_id,
-            step_id,
-            delay,
-            deferred.cause,
-        )
-        schedule_step(rt.queue, sequence_id, step_id, timedelta(seconds=delay), earlier_attempts=1)
-        return f"deferred {delay}s"
-    except (ClaimBusy, MailConfigError) as exc:
+        delivery = deliver(sequence_id, step_id, member)
+    except MailConfigError as exc:
         log.warning("step %s/%s: handed to its own job: %s", sequence_id, step_id, exc)
     except Exception:
         log.exception("step %s/%s: handed to its own job", sequence_id, step_id)
+    else:
+        if delivery.result is Result.DEFERRED:
+            assert delivery.cause is not None
+            delay = send_retry_delay(0, delivery.cause.retry_after)
+            log.warning(
+                "step %s/%s: transient failure, its job retries in %ss: %s",
+                sequence_id,
+                step_id,
+                delay,
+                delivery.cause,
+            )
+            schedule_step(
+                rt.queue, sequence_id, step_id, timedelta(seconds=delay), earlier_attempts=1
+            )
+            return f"deferred {delay}s"
+        if delivery.result is not Result.BUSY:
+            return delivery.outcome
+        log.warning("step %s/%s: handed to its own job: %s", sequence_id, step_id, delivery.detail)
     schedule_step(rt.queue, sequence_id, step_id, timedelta(0))
     return "handed to its job"
 
 
 def send_step(sequence_id: str, step_id: str) -> str | Retry:
     """RQ job for one step: a scheduled one (win-back), or one that could not go out inside
-    its event's job. RQ's retry policy applies here; see `deliver_step` for the rest."""
+    its event's job. RQ's retry policy applies here (worker/delivery.py does the rest): a
+    transient failure comes back after a backoff, a claim another worker holds (ClaimBusy)
+    and unexpected errors by SEND_RETRY, our mail configuration never (it needs a human)."""
     try:
-        return deliver_step(sequence_id, step_id)
-    except SendDeferred as deferred:
-        return _retry_later(sequence_id, step_id, deferred.cause)
+        delivery = deliver(sequence_id, step_id)
     except MailConfigError:
-        job = get_current_job()
-        if job is not None:
-            job.retries_left = 0  # no retry can fix it: straight to the failed registry
+        rq_seam.no_retry()  # no retry can fix it: straight to the failed registry
         raise
-
-
-def deliver_step(sequence_id: str, step_id: str, member: Member | None = None) -> str:
-    """Render and send one step, unless something at send time says not to.
-
-    Returns the outcome ("sent", "skipped: ...", "rejected", "uncertain"). Raises
-    SendDeferred for a transient failure that sent nothing, ClaimBusy while another worker
-    holds the claim, MailConfigError for our own configuration: the caller decides when to
-    try again. `member`: the member as the caller just saved it, saving a read.
-    """
-    rt = runtime()
-    member_key = member.key if member else rt.store.sequence_member_key(sequence_id)
-    if member_key is None:
-        return _skip(sequence_id, step_id, "sequence no longer exists")
-    checks = rt.store.send_checks(sequence_id, member_key, with_member=member is None)
-    seq = checks.sequence
-    if seq is None:
-        return _skip(sequence_id, step_id, "sequence no longer exists")
-    if seq.status != "active":
-        return _skip(sequence_id, step_id, f"sequence {seq.status}")
-    member = member or checks.member
-    if member is None:
-        return _skip(sequence_id, step_id, "member erased")
-    step = rt.playbook.step(seq.membership_id, step_id)
-    if step is None:
-        return _skip(sequence_id, step_id, "step no longer in the playbook")
-    if checks.suppressed:
-        return _skip(sequence_id, step_id, "address suppressed")
-    feedback = checks.feedback
-    paused = step.stream == "marketing" and checks.paused
-    reason = sequences.skip_reason(step, feedback, paused)
-    if reason is not None:
-        return _skip(sequence_id, step_id, reason)
-
-    cap = rt.settings.max_emails_per_sequence
-    owner = liveness.owner()
-    existing = rt.store.claim_send(sequence_id, step_id, cap, owner=owner)
-    if existing == CAP_REACHED:
-        return _skip(sequence_id, step_id, f"at most {cap} emails per sequence")
-    if existing is not None and existing.startswith("sending|"):
-        # Another worker holds the claim and has not reached its point of no return: it
-        # is sending now, or it died and its claim becomes ours once its heartbeat is
-        # gone. Either way, come back later (RQ's Retry) instead of dropping the step.
-        raise ClaimBusy(f"step {sequence_id}/{step_id} is being sent by another worker")
-    if existing is not None:
-        return _skip(sequence_id, step_id, f"already claimed ({existing.split('|')[0]})")
-    incentive = rt.playbook.incentive_for(seq.membership_id, step)
-    try:
-        offer = resolve_offer(
-            rt.store, incentive, seq.member_key, seq.locale, rt.settings.default_locale
-        )
-    except Exception:  # e.g. the pool file vanished: nothing was sent, let a retry send
-        rt.store.release_send(sequence_id, step_id, owner)
-        raise
-    if offer.skip_step:
-        rt.store.release_send(sequence_id, step_id, owner)
-        return _skip(sequence_id, step_id, f"incentive {incentive.name} exhausted (skip_step)")
-    extra = {"offer": offer, "feedback_given": sequences.feedback_given(feedback)}
-    transport_name = rt.settings.mail_transport
-    try:
-        email = compose(rt.settings, rt.renderer, seq, member, step, rt.reasons, **extra)
-        transport = rt.transport  # a broken transport setting is a MailConfigError here
-        message_id = _send_committed(transport, email, lambda: _commit(sequence_id, step_id))
-    except ClaimLost:
-        return _skip(sequence_id, step_id, "claim taken over by another worker")
-    except TransientMailError as exc:
-        _count_email(transport_name, "deferred" if exc.sent_nothing else "uncertain")
-        return _transient(rt, sequence_id, step_id, owner, exc)  # or raises SendDeferred
-    except RecipientRejected as exc:
-        _count_email(transport_name, "rejected")
-        return _rejected(rt, sequence_id, step_id, member.email, exc)
-    except MailConfigError as exc:
-        _count_email(transport_name, "config_error")
-        _config_error(rt, sequence_id, step_id, owner, step.stream, exc)
-        raise
-    except Exception:
-        # Rendering and programming errors before the commit sent nothing; after it, the
-        # claim stays `committing` (at most once).
-        rt.store.release_send(sequence_id, step_id, owner)
-        raise
-    rt.store.record_sent(
-        sequence_id,
-        step_id,
-        message_id,
-        transport=transport.name,
-        stream=step.stream,
-        metric_labels={"transport": transport_name, "result": "sent"},
-    )
-    log.info(
-        "step %s/%s sent to %s via %s",
-        sequence_id,
-        step_id,
-        mask_email(member.email),
-        transport.name,
-    )
-    return "sent"
+    if delivery.result is Result.DEFERRED:
+        assert delivery.cause is not None
+        return _retry_later(sequence_id, step_id, delivery.cause)
+    if delivery.result is Result.BUSY:
+        raise ClaimBusy(delivery.detail)
+    return delivery.outcome
 
 
 class ClaimBusy(Exception):
-    """The step's claim is held by another worker that has not committed yet: retry."""
-
-
-class ClaimLost(Exception):
-    """Our send claim was taken over while we were not looking: send nothing."""
-
-
-class SendDeferred(Exception):
-    """A transient delivery failure that sent nothing; the claim is released for a retry."""
-
-    def __init__(self, cause: TransientMailError) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-
-
-def _commit(sequence_id: str, step_id: str) -> None:
-    if not runtime().store.commit_send(sequence_id, step_id, liveness.owner()):
-        raise ClaimLost(f"{sequence_id}/{step_id}")
-
-
-def _send_committed(transport: Transport, email: OutgoingEmail, commit: Callable[[], None]) -> str:
-    """Call the transport, marking the claim `committing` at its point of no return.
-
-    A transport that takes `commit` calls it itself just before the message leaves (SMTP:
-    after the envelope was accepted, before DATA), so a crash before that point lets
-    another worker send; for the others the whole call counts as the point of no return.
-    """
-    if "commit" in inspect.signature(transport.send).parameters:
-        return transport.send(email, commit=commit)  # type: ignore[call-arg]
-    commit()
-    return transport.send(email)
-
-
-def _count_email(transport: str, result: str) -> None:
-    runtime().store.count(EMAILS_METRIC, transport=transport, result=result)
-
-
-def _skip(sequence_id: str, step_id: str, reason: str) -> str:
-    log.info("step %s/%s skipped: %s", sequence_id, step_id, reason)
-    return f"skipped: {reason}"
-
-
-# --- delivery failures: the same handling whatever the transport -------------------------
-
-
-def _transient(
-    rt: Runtime, sequence_id: str, step_id: str, owner: str | None, exc: TransientMailError
-) -> str:
-    """Try again later, unless the provider may already have the message (at most once)."""
-    if not exc.sent_nothing:
-        # The claim stays: a retry could send a duplicate. Recorded, loudly, for a human.
-        log.error(
-            "step %s/%s: delivery uncertain, not retried (the provider may have accepted "
-            "it; check its activity log): %s",
-            sequence_id,
-            step_id,
-            exc,
-        )
-        _log_outcome(rt, sequence_id, step_id, "uncertain", str(exc))
-        return "uncertain"
-    rt.store.release_send(sequence_id, step_id, owner, committed=True)
-    raise SendDeferred(exc)
+    """The step's claim is held by another worker that has not committed yet: RQ retries."""
 
 
 def _retry_later(sequence_id: str, step_id: str, exc: TransientMailError) -> Retry:
@@ -483,78 +321,3 @@ def _retry_later(sequence_id: str, step_id: str, exc: TransientMailError) -> Ret
             exc,
         )
     return retry
-
-
-def _rejected(rt: Runtime, sequence_id: str, step_id: str, email: str, exc: RecipientRejected):
-    """Permanent for this address: never retried, and never mailed again."""
-    rt.store.mark_sent(sequence_id, step_id, "rejected")
-    rt.store.suppress(email, exc.reason)
-    _log_outcome(rt, sequence_id, step_id, "rejected", str(exc))
-    log.warning(
-        "step %s/%s: %s rejected (%s), address suppressed: %s",
-        sequence_id,
-        step_id,
-        mask_email(email),
-        exc.reason,
-        exc,
-    )
-    return "rejected"
-
-
-def _stripe_config_error(rt: Runtime, event_id: str, exc: StripeConfigError) -> None:
-    """Our Stripe API key is missing or refused: retrying will not help, so the job goes
-    straight to the failed registry (the event stays pending) and /healthz says why."""
-    rt.store.record_stripe_error(str(exc), event_id)
-    job = get_current_job()
-    if job is not None:
-        job.retries_left = 0
-    log.error(
-        "STRIPE CONFIGURATION ERROR, event %s kept for `flask --app hooks jobs retry-failed` "
-        "once FAREWELL_STRIPE_API_KEY is fixed: %s",
-        event_id,
-        exc,
-    )
-
-
-def _config_error(
-    rt: Runtime,
-    sequence_id: str,
-    step_id: str,
-    owner: str | None,
-    stream: str,
-    exc: MailConfigError,
-) -> None:
-    """Our configuration is wrong: show it on /healthz. The step's job then fails at once
-    (no retry can fix it) and waits in RQ's failed registry for `jobs retry-failed`."""
-    rt.store.release_send(sequence_id, step_id, owner, committed=True)
-    rt.store.record_send_error(
-        {
-            "transport": rt.settings.mail_transport,
-            "stream": stream,
-            "error": str(exc),
-            "at": repr(time.time()),
-            "sequence": sequence_id,
-            "step": step_id,
-        }
-    )
-    log.error(
-        "MAIL CONFIGURATION ERROR (%s), step %s/%s not sent and kept for "
-        "`flask --app hooks jobs retry-failed` once fixed: %s",
-        rt.settings.mail_transport,
-        sequence_id,
-        step_id,
-        exc,
-    )
-
-
-def _log_outcome(rt: Runtime, sequence_id: str, step_id: str, outcome: str, detail: str) -> None:
-    rt.store.log_send(
-        {
-            "sequence": sequence_id,
-            "step": step_id,
-            "transport": rt.transport.name,
-            "outcome": outcome,
-            "detail": detail[:300],
-            "at": repr(time.time()),
-        }
-    )

@@ -47,7 +47,18 @@ _DELAY = re.compile(r"^\s*(\d+)\s*([mhd]?)\s*$")
 _UNITS = {"": "minutes", "m": "minutes", "h": "hours", "d": "days"}
 _NAME = re.compile(r"^[a-z0-9_]+$")
 _INCENTIVE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
-_STEP_KEYS = {"template", "delay", "stream", "incentive", "only_if_no_feedback", "only_if_reason"}
+_STEP_KEYS = {
+    "template",
+    "delay",
+    "stream",
+    "incentive",
+    "only_if_no_feedback",
+    "only_if_no_reason",
+    "only_if_reason",
+}
+# The step that asks why the member left. Playbooks written before `only_if_no_reason`
+# existed had that rule built in for it: it still holds for them when the key is absent.
+ASKS_WHY_TEMPLATE = "feedback_request"
 _INCENTIVE_KEYS = {"code", "pool", "when_exhausted", "offer"}
 _MEMBERSHIP_KEYS = {"steps", "incentive", "locale"}
 
@@ -68,10 +79,16 @@ class Step:
     incentive: str = ""  # "", "membership" or the name of an [incentives.<name>] table
     only_if_no_feedback: bool = False
     only_if_reason: tuple[str, ...] = ()  # send only if the member picked one of these
+    only_if_no_reason: bool = False  # skip once the member told us why (e.g. to Stripe)
 
     @property
     def id(self) -> str:
         return self.template
+
+    @property
+    def asks_why(self) -> bool:
+        """The step that asks the member why they left (the survey's email)."""
+        return self.template == ASKS_WHY_TEMPLATE
 
 
 @dataclass(frozen=True)
@@ -324,6 +341,13 @@ class _Checker:
         if no_feedback is True and reasons:
             self.error(at, "only_if_no_feedback and only_if_reason cannot both hold")
             ok = False
+        no_reason = raw.get("only_if_no_reason", template == ASKS_WHY_TEMPLATE and not reasons)
+        if not isinstance(no_reason, bool):
+            self.error(at, "only_if_no_reason must be true or false")
+            ok = False
+        elif no_reason and reasons:
+            self.error(at, "only_if_no_reason and only_if_reason cannot both hold")
+            ok = False
         if not ok:
             return None
         return Step(
@@ -333,6 +357,7 @@ class _Checker:
             incentive=incentive,
             only_if_no_feedback=no_feedback,
             only_if_reason=tuple(reasons),
+            only_if_no_reason=no_reason,
         )
 
     def _template_exists(self, name: str) -> bool:

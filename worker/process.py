@@ -20,13 +20,12 @@ import os
 import re
 import signal
 import threading
+from collections.abc import Callable
 
 from redis.exceptions import RedisError
-from rq import SimpleWorker
 from rq.job import Job
-from rq.queue import Queue
 
-from . import batch, liveness, logs, pool, retention
+from . import batch, liveness, logs, pool, retention, rq_seam
 from .intake import requeue_stale
 from .mail.errors import MailConfigError
 from .playbook import PlaybookError
@@ -44,11 +43,10 @@ MAINTENANCE_INTERVAL = 60  # RQ's own registry cleanup (default: 10 minutes)
 _EVENT_ID = re.compile(r"^[a-z0-9_]+-[0-9a-f]{24}$")
 
 
-class FarewellWorker(SimpleWorker):
+class FarewellWorker(rq_seam.Worker):
     """RQ's SimpleWorker plus: an event id on every log line of a job, job outcomes counted
     in /metrics, and a record of whether a stop was asked for (vs. a lost Redis)."""
 
-    max_connection_wait_time = 5.0  # retry a lost Redis every 5 s, not every minute
     stop_requested = False
 
     def request_stop(self, signum, frame):
@@ -60,13 +58,13 @@ class FarewellWorker(SimpleWorker):
         """A stop that arrived before RQ's own signal handlers were installed (while it
         started up): its loop then ends before taking a job."""
         self.stop_requested = True
-        self._stop_requested = True  # RQ's loop checks this before every dequeue
+        super().stop_before_work()
 
-    def perform_job(self, job: Job, queue: Queue) -> bool:
+    def around_job(self, job: Job, run: Callable[[], bool]) -> bool:
         first = job.args[0] if job.args else None
         event_id = first if isinstance(first, str) and _EVENT_ID.match(first) else None
         with logs.event_context(event_id):
-            ok = super().perform_job(job, queue)
+            ok = run()
         name = (job.func_name or "").rsplit(".", 1)[-1]
         runtime().store.count("farewell_jobs_total", job=name, outcome="ok" if ok else "failed")
         return ok

@@ -6,21 +6,19 @@ RQ gets its own Redis client: it stores bytes and needs `decode_responses=False`
 
 from __future__ import annotations
 
-import calendar
 import math
 import random
-import zlib
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis import Redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
-from rq.job import Job, JobStatus
+from rq.job import Job
 from rq.serializers import JSONSerializer
-from rq.utils import get_call_string, now, utcformat
 
+from . import rq_seam
 from .store import JobRecord
 
 # Unexpected errors in a send job (rendering, bugs) retry with growing pauses.
@@ -100,55 +98,9 @@ def enqueue_event(queue: Queue, event_id: str) -> Job:
 def event_job_record(queue: Queue, event_id: str) -> JobRecord:
     """The handle_event job as RQ's enqueue would write it, for the intake's Lua call to
     write atomically with the event."""
-    job_id = event_job_id(event_id)
-    return JobRecord(
-        id=job_id,
-        key=Job.key_for(job_id),
-        queue_key=queue.key,
-        queues_key=queue.redis_queues_keys,
-        fields=job_fields(
-            queue, HANDLE_EVENT, (event_id,), JobStatus.QUEUED, _event_job_options("-")
-        ),
+    return rq_seam.job_record(
+        queue, event_job_id(event_id), HANDLE_EVENT, (event_id,), _event_job_options("-")
     )
-
-
-def job_fields(
-    queue: Queue, func: str, args: tuple[str, ...], status: JobStatus, options: dict[str, Any]
-) -> tuple[str | bytes, ...]:
-    """A job's hash fields (flat name, value, ...) exactly as RQ's Job.to_dict writes them.
-
-    Built once per (queue, function, status) from a real RQ job; per job only the fields
-    that carry the arguments or the time are made again, the way RQ makes them: RQ's own
-    job creation was a large part of a webhook's and of a cancellation's CPU. `options`
-    must be the same on every call for one (queue, function, status); the job id is not
-    part of the hash.
-    """
-    key = (queue.name, func, status)
-    template = _JOB_TEMPLATES.get(key)
-    if template is None:
-        job = queue.create_job(func, status=status, **{**options, "args": ("-",) * len(args)})
-        job.origin = queue.name
-        if status is JobStatus.QUEUED:
-            job.enqueued_at = now()
-        template = _JOB_TEMPLATES[key] = tuple(
-            (name, value if isinstance(value, bytes | str) else str(value))
-            for name, value in job.to_dict().items()
-            if value is not None
-        )
-    stamp = utcformat(now())
-    varying = {
-        "created_at": stamp,
-        "enqueued_at": stamp if status is JobStatus.QUEUED else "",
-        "data": zlib.compress(queue.serializer.dumps((func, None, args, {}))),
-        "description": get_call_string(func, args, {}, max_length=75) or "",
-    }
-    fields: list[str | bytes] = []
-    for name, value in template:
-        fields += [name, varying.get(name, value)]
-    return tuple(fields)
-
-
-_JOB_TEMPLATES: dict[tuple[str, str, JobStatus], tuple[tuple[str, str | bytes], ...]] = {}
 
 
 def schedule_step(
@@ -165,7 +117,8 @@ def schedule_step(
         "failure_ttl": 30 * 24 * 3600,
     }
     if delay > timedelta(0) and not earlier_attempts:
-        _schedule(queue, job_id, SEND_STEP, (sequence_id, step), options, now() + delay)
+        at = datetime.now(UTC) + delay
+        rq_seam.write_scheduled(queue, job_id, SEND_STEP, (sequence_id, step), options, at)
         return True
     options.update(meta={EARLIER_ATTEMPTS: earlier_attempts} if earlier_attempts else None)
     try:
@@ -176,22 +129,3 @@ def schedule_step(
     except DuplicateJobError:
         return False
     return True
-
-
-def _schedule(
-    queue: Queue,
-    job_id: str,
-    func: str,
-    args: tuple[str, ...],
-    options: dict[str, Any],
-    at: datetime,
-) -> None:
-    """What RQ's enqueue_at writes (job hash, scheduled registry, queues set), in one
-    round trip instead of two and without building an RQ Job."""
-    fields = job_fields(queue, func, args, JobStatus.SCHEDULED, options)
-    pipe = queue.connection.pipeline(transaction=False)
-    pipe.sadd(queue.redis_queues_keys, queue.key)
-    pipe.hset(Job.key_for(job_id), items=list(fields))
-    pipe.persist(Job.key_for(job_id))
-    pipe.zadd(queue.scheduled_job_registry.key, {job_id: calendar.timegm(at.utctimetuple())})
-    pipe.execute()

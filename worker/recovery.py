@@ -4,7 +4,8 @@ RQ notices an abandoned job only when its execution entry expires (job timeout +
 and a worker's maintenance pass runs (every few minutes). Our workers have a heartbeat
 (worker/liveness.py), so a sweep can tell within ALIVE_TTL seconds that the process
 running a job is gone, and put the job back on its queue. The job is idempotent, and its
-send claim tells whether the step was already past the point of no return.
+send claim tells whether the step was already past the point of no return. What this
+reads of RQ's registries and scheduler is in worker/rq_seam.py (assumptions 6 and 7).
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ import logging
 
 from rq import Queue
 from rq.exceptions import NoSuchJobError
-from rq.executions import Execution
 from rq.job import Job
-from rq.utils import as_text, parse_composite_key
 
+from . import rq_seam
 from .liveness import is_alive
-from .store import scheduler_lock_key
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +28,13 @@ def reclaim_abandoned(queue: Queue) -> list[str]:
     Several sweepers may run at once: removing the registry entry is the claim, so only
     the one whose ZREM succeeds re-queues the job.
     """
-    registry = queue.started_job_registry
     connection = queue.connection
     requeued: list[str] = []
-    for entry in connection.zrange(registry.key, 0, -1):
-        composite = as_text(entry)
-        job_id, execution_id = parse_composite_key(composite)
-        try:
-            execution = Execution.fetch(execution_id, job_id, connection=connection)
-        except ValueError:
-            continue  # finished meanwhile, or RQ's own cleanup got it
-        worker_name = execution.worker_name
+    for started in rq_seam.started_jobs(queue):
+        job_id, worker_name = started.job_id, started.worker_name
         if not worker_name.startswith("farewell-") or is_alive(connection, worker_name):
             continue  # not one of ours (no heartbeat to judge by), or still running
-        if not connection.zrem(registry.key, composite):
+        if not rq_seam.unstart(queue, started):
             continue  # another sweeper took it
         try:
             job = Job.fetch(job_id, connection=connection, serializer=queue.serializer)
@@ -65,21 +57,12 @@ def release_due_jobs(queue: Queue) -> bool:
     maintenance pass (a minute or more); a retry of a step whose claim was held by a
     killed worker would wait that long. Returns True when this sweep did the scheduling.
     """
-    from rq.scheduler import RQScheduler
-
     connection = queue.connection
-    key = scheduler_lock_key(queue.name)
+    key = rq_seam.scheduler_lock_key(queue.name)
     ttl = connection.ttl(key)
     if ttl > STALE_SCHEDULER_LOCK_TTL:
         return False  # a live scheduler has it
     if ttl >= 0:
         log.warning("scheduler lock of %s went stale: its scheduler died; taking over", queue.name)
         connection.delete(key)
-    scheduler = RQScheduler([queue], connection=connection, serializer=queue.serializer)
-    if not scheduler.acquire_locks():
-        return False
-    try:
-        scheduler.enqueue_scheduled_jobs()
-    finally:
-        scheduler.release_locks()
-    return True
+    return rq_seam.run_scheduler_once(queue)

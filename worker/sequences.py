@@ -42,9 +42,6 @@ def comeback_outcome(marketing_sent_at: float | None, now: float, won_back_days:
     return CAME_BACK
 
 
-FEEDBACK_TEMPLATE = "feedback_request"  # the step that asks why; skipped once we know
-
-
 def feedback_given(feedback: Feedback | None) -> bool:
     """The member answered the survey (a reason or a comment)."""
     return feedback is not None and bool(feedback.reason or feedback.comment)
@@ -61,7 +58,7 @@ def skip_reason(step: Step, feedback: Feedback | None, paused: bool) -> str | No
         return f"reason is not one of {', '.join(step.only_if_reason)} (only_if_reason)"
     if step.stream == "marketing" and paused:
         return "subscription paused: win-back dropped"
-    if step.template == FEEDBACK_TEMPLATE and feedback is not None and feedback.reason:
+    if step.only_if_no_reason and feedback is not None and feedback.reason:
         return "member already told us why"  # e.g. in Stripe's cancellation flow
     return None
 

@@ -15,17 +15,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from . import rq_seam
 from .addresses import is_email
-from .events import Event, EventKind, Member
+from .events import Event, EventKind, Member, MemberToResolve
 from .locales import normalize_locale
 from .settings import Settings
 from .store import Feedback, Store
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -168,3 +172,24 @@ def prepare_event(event: Event, client: StripeClient, store: Store) -> Event | N
     if feedback and store.load_feedback(feedback.sequence_id) is None:
         store.save_feedback(feedback)
     return event
+
+
+def enrich(event: Event, rt: Runtime) -> Event | None:
+    """The Stripe source's enrichment step (worker/enrichment.py): its events name a
+    customer, so the worker looks the member up before acting. A refused or missing API key
+    cannot be fixed by retrying: the job goes straight to the failed registry (the event
+    stays pending) and /healthz says why."""
+    if not isinstance(event.member, MemberToResolve):
+        return event  # looked up by an earlier attempt (the event record was updated)
+    try:
+        return prepare_event(event, rt.stripe, rt.store)
+    except StripeConfigError as exc:
+        rt.store.record_stripe_error(str(exc), event.event_id)
+        rq_seam.no_retry()
+        log.error(
+            "STRIPE CONFIGURATION ERROR, event %s kept for `flask --app hooks jobs "
+            "retry-failed` once FAREWELL_STRIPE_API_KEY is fixed: %s",
+            event.event_id,
+            exc,
+        )
+        raise

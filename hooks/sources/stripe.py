@@ -30,7 +30,7 @@ from typing import Any
 
 from flask import Request
 
-from worker.events import Event, EventKind, Member, Membership
+from worker.events import Event, EventKind, Membership, MemberToResolve
 
 from .errors import AuthError, Ignored, PayloadError
 from .payload import (
@@ -130,7 +130,7 @@ def parse(body: bytes, headers: Mapping[str, str] | None = None) -> Event | Igno
         name=event_name,
         kind=kind,
         occurred_at=created,
-        member=Member(email="", id=customer),  # the worker looks the email up
+        member=MemberToResolve(id=customer),  # the worker looks the address up
         membership=_membership(sub),
         subscription_id=get_text(sub, "id", "data.object.id", required=True),
         status=status,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.utils import formataddr
 
+from . import Commit, no_commit
 from .errors import MailConfigError, RecipientRejected
 from .http import (
     DEFAULT_TIMEOUTS,
@@ -69,12 +70,14 @@ def _is_invalid_recipient(message: str) -> bool:
 class MailgunTransport(ApiTransport[MailgunConfig]):
     name = "mailgun"
 
-    def send(self, email: OutgoingEmail) -> str:
+    def send(self, email: OutgoingEmail, commit: Commit = no_commit) -> str:
         cfg = self.config
+        # (None, value): plain form fields, sent as multipart/form-data as documented.
+        files = [(name, (None, value)) for name, value in form_fields(email)]
+        commit()  # the request below is the point of no return
         response = self.post(
             f"{cfg.base}/v3/{cfg.domain}/messages",
-            # (None, value): plain form fields, sent as multipart/form-data as documented.
-            files=[(name, (None, value)) for name, value in form_fields(email)],
+            files=files,
             auth=("api", cfg.api_key),
         )
         data = json_body(response)

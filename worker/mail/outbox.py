@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from . import Commit, no_commit
 from .message import OutgoingEmail, to_mime
 
 
@@ -18,7 +18,7 @@ class OutboxTransport:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
 
-    def send(self, email: OutgoingEmail, commit: Callable[[], None] | None = None) -> str:
+    def send(self, email: OutgoingEmail, commit: Commit = no_commit) -> str:
         data = to_mime(email).as_bytes()
         slug = re.sub(r"[^A-Za-z0-9_.-]", "_", email.message_id.strip("<>"))
         final = self.directory / f"{time.strftime('%Y%m%dT%H%M%S')}-{slug}.eml"
@@ -28,11 +28,10 @@ class OutboxTransport:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        if commit is not None:
-            try:
-                commit()  # the rename below is the point of no return
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+        try:
+            commit()  # the rename below is the point of no return
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         tmp.replace(final)
         return email.message_id

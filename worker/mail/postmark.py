@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.utils import formataddr
 
+from . import Commit, no_commit
 from .errors import MailConfigError, RecipientRejected
 from .http import (
     DEFAULT_TIMEOUTS,
@@ -65,11 +66,13 @@ def request_body(email: OutgoingEmail, config: PostmarkConfig) -> dict[str, obje
 class PostmarkTransport(ApiTransport[PostmarkConfig]):
     name = "postmark"
 
-    def send(self, email: OutgoingEmail) -> str:
+    def send(self, email: OutgoingEmail, commit: Commit = no_commit) -> str:
         cfg = self.config
+        body = request_body(email, cfg)
+        commit()  # the request below is the point of no return
         response = self.post(
             f"{cfg.api_base.rstrip('/')}/email",
-            json=request_body(email, cfg),
+            json=body,
             headers={"Accept": "application/json", "X-Postmark-Server-Token": cfg.token},
         )
         data = json_body(response)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import Commit, no_commit
 from .errors import MailConfigError, RecipientRejected
 from .http import (
     DEFAULT_TIMEOUTS,
@@ -64,11 +65,13 @@ def request_body(email: OutgoingEmail) -> dict[str, object]:
 class SendgridTransport(ApiTransport[SendgridConfig]):
     name = "sendgrid"
 
-    def send(self, email: OutgoingEmail) -> str:
+    def send(self, email: OutgoingEmail, commit: Commit = no_commit) -> str:
         cfg = self.config
+        body = request_body(email)
+        commit()  # the request below is the point of no return
         response = self.post(
             f"{cfg.api_base.rstrip('/')}/v3/mail/send",
-            json=request_body(email),
+            json=body,
             headers={"Authorization": f"Bearer {cfg.api_key}"},
         )
         if response.status_code in (200, 202):

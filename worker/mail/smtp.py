@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 import smtplib
 import ssl
-from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import Commit, no_commit
 from .errors import MailConfigError, RecipientRejected, TransientMailError
 from .message import OutgoingEmail, split_address, wire_bytes
 
@@ -103,9 +103,9 @@ class SmtpTransport:
                 pass
             self._conn = None
 
-    def send(self, email: OutgoingEmail, commit: Callable[[], None] | None = None) -> str:
-        """Send one message. `commit`, if given, is called once the envelope is accepted and
-        just before DATA: the point after which the message may have been delivered."""
+    def send(self, email: OutgoingEmail, commit: Commit = no_commit) -> str:
+        """Send one message. `commit` is called once the envelope is accepted and just
+        before DATA: the point after which the message may have been delivered."""
         sender = split_address(email.sender)[1]
         data = wire_bytes(email)  # CRLF line ends, as SMTP wants
         for attempt in (1, 2):
@@ -119,12 +119,11 @@ class SmtpTransport:
                 self._conn = None
                 if attempt == 2:
                     raise TransientMailError(f"SMTP connection lost: {exc}") from exc
-        if commit is not None:
-            try:
-                commit()
-            except BaseException:
-                self._reset()
-                raise
+        try:
+            commit()
+        except BaseException:
+            self._reset()
+            raise
         try:
             code, reply = _data(self._conn, data)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:

@@ -68,8 +68,8 @@ from .records import (
     SequenceOutcome,
     Suppression,
 )
-from .scripts import Scripts
-from .sends import CAP_REACHED, CLAIM_TAKEOVER_AFTER, Sends
+from .scripts import Claimed, Scripts
+from .sends import CLAIM_TAKEOVER_AFTER, HeldClaim, Phase, SendClaim, Sends
 from .sequences import Sequences
 from .suppressions import Suppressions
 
@@ -78,7 +78,6 @@ __all__ = [
     "BATCH_OWNERS_KEY",
     "CANCELLATIONS_KEY",
     "CANCELLATION_MEMBERSHIPS_KEY",
-    "CAP_REACHED",
     "CLAIM_TAKEOVER_AFTER",
     "EMAILS_METRIC",
     "EVENT_TTL",
@@ -94,9 +93,13 @@ __all__ = [
     "STRIPE_ERROR_KEY",
     "SUPPRESSED_KEY",
     "Cancellation",
+    "Claimed",
     "Feedback",
+    "HeldClaim",
     "JobRecord",
+    "Phase",
     "SendChecks",
+    "SendClaim",
     "Sequence",
     "SequenceOutcome",
     "Store",

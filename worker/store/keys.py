@@ -106,10 +106,10 @@ def batch_key(owner: str) -> str:
 
 
 def scheduler_lock_key(queue_name: str) -> str:
-    """RQ's own key: present while a scheduler holds the queue (refreshed every second)."""
-    from rq.scheduler import RQScheduler
+    """RQ's own key: present while a scheduler holds the queue (see worker/rq_seam.py)."""
+    from ..rq_seam import scheduler_lock_key as rq_scheduler_lock_key
 
-    return RQScheduler.get_locking_key(queue_name)
+    return rq_scheduler_lock_key(queue_name)
 
 
 def member_hash_key(key: str) -> str:

@@ -12,12 +12,13 @@ from ..events import Member
 
 @dataclass(frozen=True)
 class JobRecord:
-    """An RQ job to write together with an accepted event (built by worker.queues)."""
+    """An RQ job to write together with an accepted event (built by worker.rq_seam, which
+    names RQ's keys)."""
 
     id: str
-    key: str  # rq:job:<id>
-    queue_key: str  # rq:queue:<name>
-    queues_key: str  # rq:queues
+    key: str  # the job's hash
+    queue_key: str  # the queue's list of job ids
+    queues_key: str  # RQ's set of queues
     fields: tuple[str | bytes, ...]  # flat field, value, ... for HSET
 
 

@@ -22,11 +22,12 @@ from .records import JobRecord
 # Dedupe, durable record, pending marker and the handling job in one atomic round trip:
 # either the event is new, fully recorded and queued, or it is a duplicate and nothing
 # changes (two deliveries of one event racing must not both queue it). KEYS 5-7 are RQ's
-# own; the job hash fields come from RQ's Job.to_dict (worker/queues.py), so RQ workers
-# run it as if RQ wrote it. Counting the event here costs no round trip either.
+# own and, with the job hash fields (RQ's Job.to_dict), come from worker/rq_seam.py
+# (`job_record`, assumptions 1 and 2), so RQ workers run the job as if RQ wrote it.
+# Counting the event here costs no round trip either.
 ACCEPT = """
 -- KEYS[1] dedupe:{event_id}  KEYS[2] event:{event_id}  KEYS[3] pending  KEYS[4] metrics
--- KEYS[5] rq:job:{id}  KEYS[6] rq:queue:{name}  KEYS[7] rq:queues  (5-7 only with a job)
+-- KEYS[5] RQ's job hash  KEYS[6] RQ's queue list  KEYS[7] RQ's set of queues (5-7: a job)
 -- ARGV[1] dedupe TTL  ARGV[2] event JSON  ARGV[3] event TTL  ARGV[4] accepted-at
 -- ARGV[5] event id  ARGV[6] / ARGV[7] metric field to count when new / duplicate ('': none)
 -- ARGV[8] job id  ARGV[9..] the job hash's fields and values

@@ -4,15 +4,18 @@ once, and what a send leaves behind (the `sent` claim, the send log, the emails 
 A claim is `sending|<owner>|<at>` until the transport passes its point of no return
 (`committing|...`, see `commit_send`), then `sent:<message id>`. A `sending` claim whose
 owner has no heartbeat any more (a worker killed before its transport committed to
-anything) is taken over; a `committing` one never is: at most once.
+anything) is taken over; a `committing` one never is: at most once. Callers see claims as
+`SendClaim` and `HeldClaim`, never as these strings.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from redis import Redis
 
@@ -35,7 +38,59 @@ from .scripts import Claimed, Scripts
 
 log = logging.getLogger(__name__)
 
-CAP_REACHED = "cap reached"
+
+class Phase(enum.Enum):
+    """Where a held claim's send stands."""
+
+    SENDING = "sending"  # claimed; the transport has not reached its point of no return
+    COMMITTING = "committing"  # past it: the message may have left, never sent again
+    SENT = "sent"  # done (`sent:<message id>`, or `sent:rejected`)
+
+
+@dataclass(frozen=True)
+class HeldClaim:
+    """A claim someone else holds, as read from its stored value."""
+
+    value: str
+
+    @property
+    def phase(self) -> Phase:
+        head = self.value.split("|", 1)[0]
+        if head in (Phase.SENDING.value, Phase.COMMITTING.value):
+            return Phase(head)
+        return Phase.SENT  # `sent:...`, or anything else: never sent again
+
+    @property
+    def owner(self) -> str | None:
+        """The worker holding it; None for a bare phase (a process without a heartbeat)."""
+        parts = self.value.split("|")
+        return parts[1] if len(parts) == 3 else None
+
+    @property
+    def busy(self) -> bool:
+        """Held by a worker that may still send it (or dies and has it taken over): come
+        back later rather than drop the step."""
+        return self.phase is Phase.SENDING and self.owner is not None
+
+    @property
+    def label(self) -> str:
+        """What to say about it in an outcome: `sent:<id>`, `committing`, `sending`."""
+        return self.value.split("|")[0]
+
+
+@dataclass(frozen=True)
+class SendClaim:
+    """claim_send's answer: ours (perhaps taken over from a dead worker), the sequence's
+    cap reached, or held by someone else (`held`)."""
+
+    result: Claimed
+    held: HeldClaim | None = None
+
+    @property
+    def ours(self) -> bool:
+        return self.result in (Claimed.OURS, Claimed.TAKEN_OVER)
+
+
 # A `sending` claim is taken over only once it is this old (seconds) and its owner's
 # heartbeat is gone: a guard against judging a process that has only just started.
 CLAIM_TAKEOVER_AFTER = 2
@@ -75,11 +130,9 @@ class Sends:
 
     def claim_send(
         self, sequence_id: str, step: str, cap: int = 0, owner: str | None = None
-    ) -> str | None:
-        """Take the send claim for a step; returns the existing claim if someone has it, or
-        CAP_REACHED when the sequence already claimed `cap` other steps (0: no cap).
-
-        None means the caller now owns the claim and may call the transport."""
+    ) -> SendClaim:
+        """Take the send claim for a step. Only when the answer is `ours` may the caller
+        call the transport. `cap`: at most this many claimed steps per sequence (0: none)."""
         reply = self._lua.claim(
             sequence_id,
             step,
@@ -88,8 +141,6 @@ class Sends:
             time.time(),
             CLAIM_TAKEOVER_AFTER,
         )
-        if reply.result is Claimed.CAP:
-            return CAP_REACHED
         if reply.result is Claimed.TAKEN_OVER:
             log.warning(
                 "send %s/%s: took over the claim of a dead worker (%s)",
@@ -97,8 +148,9 @@ class Sends:
                 step,
                 reply.claim,
             )
-            return None
-        return reply.claim or None
+        if reply.result is Claimed.HELD:
+            return SendClaim(Claimed.HELD, HeldClaim(reply.claim))
+        return SendClaim(reply.result)
 
     def commit_send(self, sequence_id: str, step: str, owner: str | None = None) -> bool:
         """Mark the claim as past the point of no return; False if it is no longer ours
