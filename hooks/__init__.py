@@ -37,6 +37,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         admin_templates,
         bounces,
         cli,
+        connections,
         feedback,
         health,
         metrics,
@@ -61,6 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_templates.bp)
     app.register_blueprint(feedback.bp)
     app.register_blueprint(admin.bp)
+    connections.init_app(app, svc)
 
     @app.errorhandler(HTTPException)
     def json_http_error(exc: HTTPException) -> ResponseReturnValue:
