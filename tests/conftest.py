@@ -183,6 +183,7 @@ class SmtpSink:
     """What the SMTP server received, and how it should answer the next RCPT."""
 
     messages: list[EmailMessage] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)  # each message's bytes as received
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     rcpt_reply: str | None = None  # e.g. "550 5.1.1 no such user"
 
@@ -194,6 +195,7 @@ class SmtpSink:
 
     async def handle_DATA(self, server, session, envelope):
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.raw.append(envelope.content)
         self.messages.append(
             email.message_from_bytes(envelope.content, policy=email.policy.default)
         )
