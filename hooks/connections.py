@@ -287,7 +287,7 @@ def connections_command(last: int) -> None:
             reason = f" ({e.reason})" if e.reason else ""
             click.echo(f"  {_when(e.at)}  {e.result}{reason}  {e.event}  {e.event_id}".rstrip())
         for e in a.refusals[:last]:
-            detail = f": {e.detail}" if e.detail else ""
+            detail = f": {e.detail}" if e.detail and e.detail != e.reason else ""
             click.echo(f"  {_when(e.at)}  refused, {e.reason}{detail}  from {e.client}")
 
 

@@ -121,7 +121,8 @@ def test_cli_prints_the_same(runner, post_hook):
     result = runner.invoke(args=["connections"])
     assert result.exit_code == 0, result.output
     assert "memberpress: enabled (FAREWELL_MEMBERPRESS_KEY from environment)" in result.output
-    assert "refused, wrong key: wrong key  from 127.0.0.x" in result.output
+    assert "refused, wrong key  from 127.0.0.x" in result.output
+    assert "refused, invalid body: body is not valid JSON" in result.output
     assert "24 h: queued 1, duplicate 1, recorded 0, ignored 1, refused 2" in result.output
 
 
