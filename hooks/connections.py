@@ -18,7 +18,17 @@ from datetime import UTC, datetime
 from types import ModuleType
 
 import click
-from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.cli import with_appcontext
 from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
@@ -216,6 +226,12 @@ def _when(at: float | str | None) -> str:
 
 
 # --- the page ---------------------------------------------------------------------------
+
+
+@bp.errorhandler(RedisError)
+def _redis_down(exc: RedisError) -> ResponseReturnValue:
+    message = f"Redis is not answering ({type(exc).__name__}); try again in a moment.\n"
+    return Response(message, 503, mimetype="text/plain")
 
 
 @bp.get("/connections")
