@@ -172,3 +172,25 @@ def test_every_refusal_reason_reaches_the_log_without_the_secret(post_hook, capl
     assert any("401 refused from 127.0.0.x, wrong key: wrong key" in line for line in lines)
     assert any("refused from 127.0.0.x, invalid body" in line for line in lines)
     assert not any("wrong-key-456" in line for line in lines)
+
+
+def test_a_body_too_large_is_recorded_as_refused(settings, runtime, app, client):
+    big = b"x" * (settings.max_body_bytes + 1)
+    hook = {"MEMBERPRESS-WEBHOOK-KEY": "whatever", "Content-Type": "application/json"}
+    assert client.post("/hooks/memberpress", data=big, headers=hook).status_code == 413
+    [raw] = runtime.store.redis.lrange(deliveries.refusals_key("memberpress"), 0, -1)
+    entry = deliveries.Entry.from_json(raw)
+    assert (entry.reason, entry.client) == ("too large", "127.0.0.x")
+    assert str(settings.max_body_bytes) in entry.detail
+
+
+def test_a_disabled_source_is_logged_with_its_setting(settings, runtime, caplog):
+    app = create_app({"TESTING": True, "SETTINGS": replace(settings, standard_secret="")})
+    caplog.set_level(logging.INFO, logger="hooks.receiver")
+    reply = app.test_client().post("/hooks/standard", data=b"{}")
+    assert reply.status_code == 404
+    assert "set FAREWELL_STANDARD_SECRET to enable it" in reply.get_json()["error"]
+    assert any("FAREWELL_STANDARD_SECRET" in r.getMessage() for r in caplog.records)
+    services = app.extensions["farewell"]
+    services.store.redis.close()
+    services.queue.connection.close()
