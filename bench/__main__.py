@@ -151,6 +151,7 @@ def measure_bare(
         processes=("web",),
         procfile={"web": web.replace(REAL_APP, BARE_APP)},
         output=output,
+        check_redis=False,
     )
     try:
         stack.start()
