@@ -115,6 +115,9 @@ GUIDES = {
 }
 
 
+DEFAULT_GUIDE = Guide("the plugin's webhook settings", (), "put the secret in {var}")
+
+
 class _KeyCache:
     """The MemberPress key set on the page, read from Redis at most every few seconds per
     process: the receiver's hot path must not pay a round trip for it."""
@@ -164,14 +167,11 @@ class Connection:
     activity: SourceActivity | None
 
 
-def connections(services: Services, *, with_activity: bool = True) -> list[Connection]:
+def connections(services: Services) -> list[Connection]:
+    """Every source, with its record (two round trips)."""
     settings: Settings = services.settings
     stored = services.store.redis.get(MEMBERPRESS_KEY) or ""
-    records = (
-        activity(services.store.redis, SOURCES, {name: ping_key(name) for name in SOURCES})
-        if with_activity
-        else {}
-    )
+    records = activity(services.store.redis, SOURCES, {name: ping_key(name) for name in SOURCES})
     base = settings.base_url.rstrip("/")
     result = []
     for name, module in SOURCES.items():
@@ -185,7 +185,7 @@ def connections(services: Services, *, with_activity: bool = True) -> list[Conne
                 enabled=from_env or from_page,
                 secret_from="environment" if from_env else "this page" if from_page else "",
                 url=f"{base}/hooks/{name}" + (f"?key=<{variable}>" if name == "pmpro" else ""),
-                guide=GUIDES[name],
+                guide=GUIDES.get(name, DEFAULT_GUIDE),
                 activity=records.get(name),
             )
         )

@@ -49,9 +49,9 @@ def receive(source: str) -> ResponseReturnValue:
 
     try:
         body = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH
-    except RequestEntityTooLarge as exc:
+    except RequestEntityTooLarge:
         _refused(source, Refusal.TOO_LARGE, f"body over {services.settings.max_body_bytes} bytes")
-        raise exc
+        raise
     ping = getattr(module, "ping", None)  # optional: an unsigned "are you there?" delivery
     detail = ping(request, body) if ping else None
     if detail is not None:

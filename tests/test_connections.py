@@ -74,10 +74,15 @@ def test_each_result_is_recorded_with_its_reason(app, post_hook, runtime):
 
 
 def test_lists_are_capped(post_hook, runtime):
-    for _ in range(deliveries.LIST_CAP + 5):
+    stopped = payloads.memberpress()
+    for _ in range(2 * deliveries.LIST_CAP + 1):
         post_hook.memberpress(key="wrong-key-123")
-    key = deliveries.refusals_key("memberpress")
-    assert runtime.store.redis.llen(key) == deliveries.LIST_CAP
+        post_hook.memberpress(stopped)  # a duplicate after the first: the intake script
+    redis = runtime.store.redis
+    for key in (deliveries.refusals_key("memberpress"), deliveries.deliveries_key("memberpress")):
+        assert deliveries.LIST_CAP <= redis.llen(key) <= 2 * deliveries.LIST_CAP
+    [hour_key] = [k for k in redis.scan_iter(f"{deliveries.PREFIX}deliveries:counts:*")]
+    assert 0 < redis.ttl(hour_key) <= deliveries.COUNTS_TTL
 
 
 def test_counts_sum_only_the_window_and_the_source():

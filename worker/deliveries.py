@@ -21,7 +21,7 @@ from enum import StrEnum
 from redis import Redis
 
 PREFIX = "farewell:"
-LIST_CAP = 25  # entries kept per list and source
+LIST_CAP = 25  # entries shown per list and source (up to twice as many are kept)
 HOUR = 3600
 COUNTS_TTL = 8 * 24 * HOUR  # a 7-day window, plus the hour being written
 MEMBERPRESS_KEY = f"{PREFIX}connections:memberpress_key"
@@ -46,7 +46,6 @@ class Refusal(StrEnum):
     BAD_SIGNATURE = "bad signature"
     INVALID_BODY = "invalid body"
     TOO_LARGE = "too large"
-    RATE_LIMITED = "too many refused"
 
 
 def deliveries_key(source: str) -> str:
@@ -70,15 +69,17 @@ def _field(source: str, result: Result) -> str:
 
 
 # One delivery that is not an accept: the entry on its list (KEYS[1]; ARGV[1] "" for
-# none, ARGV[2] the cap), one in this hour's counts (KEYS[2], field ARGV[3], TTL ARGV[4])
-# and one in the metrics hash (KEYS[3], field ARGV[5]; "" counts nothing). One round trip.
+# none; ARGV[2] entries kept, trimmed once there are twice as many, so LTRIM runs once per
+# ARGV[2] pushes), one in this hour's counts (KEYS[2], field ARGV[3]; TTL ARGV[4] set when
+# the field is created) and one in the metrics hash (KEYS[3], field ARGV[5]; "" counts
+# nothing). One round trip. Readers take the first LIST_CAP entries.
 _RECORD_SCRIPT = """
-if ARGV[1] ~= '' then
-  redis.call('LPUSH', KEYS[1], ARGV[1])
+if ARGV[1] ~= '' and redis.call('LPUSH', KEYS[1], ARGV[1]) > 2 * tonumber(ARGV[2]) then
   redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 end
-redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
-redis.call('EXPIRE', KEYS[2], ARGV[4])
+if redis.call('HINCRBY', KEYS[2], ARGV[3], 1) == 1 then
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
 if ARGV[5] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[5], 1) end
 return 1
 """
@@ -212,8 +213,8 @@ def activity(
     hours = [_hour(now) - i * HOUR for i in range(7 * 24)]
     pipe = redis.pipeline(transaction=False)
     for name in names:
-        pipe.lrange(deliveries_key(name), 0, -1)
-        pipe.lrange(refusals_key(name), 0, -1)
+        pipe.lrange(deliveries_key(name), 0, LIST_CAP - 1)
+        pipe.lrange(refusals_key(name), 0, LIST_CAP - 1)
         pipe.hgetall(ping_keys[name])
     for hour_start in hours:
         pipe.hgetall(counts_key(hour_start))
