@@ -199,3 +199,24 @@ def test_a_disabled_source_is_logged_with_its_setting(settings, runtime, caplog)
     services = app.extensions["farewell"]
     services.store.redis.close()
     services.queue.connection.close()
+
+
+def test_state_deduplicated_deliveries_and_payments_are_recorded(client, runtime):
+    """MemberPress is deduplicated by subscription state: a payment is `recorded`, the same
+    state or payment again a `duplicate`, each on the Connections record."""
+    from tests import plugin_payloads as mp
+    from tests.test_real_plugins import post_mp
+
+    payment = mp.mp_transaction(expires_at="2027-01-01 23:59:59")
+    assert post_mp(client, payment).get_json()["status"] == "recorded"
+    assert post_mp(client, payment).get_json()["status"] == "duplicate"
+    stopped = mp.mp_subscription("subscription-stopped", status="cancelled")
+    assert post_mp(client, stopped).status_code == 202
+    assert post_mp(client, stopped).get_json()["status"] == "duplicate"
+    raw = runtime.store.redis.lrange(deliveries.deliveries_key("memberpress"), 0, -1)
+    results = [deliveries.Entry.from_json(r).result for r in raw]
+    assert results == ["duplicate", "queued", "duplicate", "recorded"]
+    counts = deliveries.activity(
+        runtime.store.redis, ["memberpress"], {"memberpress": "farewell:ping:memberpress"}
+    )["memberpress"].last_24h
+    assert (counts["recorded"], counts["duplicate"], counts["queued"]) == (1, 2, 1)
