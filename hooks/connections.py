@@ -76,6 +76,8 @@ GUIDES = {
             "Subscription Resumed",
             "Subscription Created",
             "Member Deleted",
+            "Transaction Completed",
+            "Recurring Transaction Completed",
         ),
         "copy the key MemberPress shows into Farewell (below, or {var})",
     ),

@@ -17,7 +17,6 @@ import requests
 from devstack.redis_server import free_port
 from devstack.stack import read_local_env
 from tests import payloads
-from tests.browser import CHROMIUM_FLAGS, chromium_path
 from tests.faultkit import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,7 +90,7 @@ def _post(port: int, payload: dict, key: str = MEMBERPRESS_KEY) -> requests.Resp
     )
 
 
-def test_first_hour_on_make_run(running, tmp_path):
+def test_first_hour_on_make_run(running, tmp_path, _chromium):
     port, var_dir, log_path = running
     banner = log_path.read_text()
     local = read_local_env(var_dir)
@@ -123,56 +122,44 @@ def test_first_hour_on_make_run(running, tmp_path):
     assert f"PORT={port + 1} make run" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
 
-    _connections_in_chromium(port, password, tmp_path)
+    _connections_in_chromium(_chromium, port, password, tmp_path)
 
 
-def _connections_in_chromium(port: int, password: str, tmp_path: Path) -> None:
-    path = chromium_path()
-    if path is None:
-        pytest.skip("no Chromium installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
-        try:
-            for width in (375, 1280):
-                context = chromium.new_context(
-                    viewport={"width": width, "height": 900},
-                    http_credentials={"username": "admin", "password": password},
-                )
-                page = context.new_page()
-                page.goto(f"http://127.0.0.1:{port}/admin/connections")
-                source = page.locator("#source-memberpress")
-                results = source.locator("table.deliveries tbody tr")
-                assert [r.get_attribute("data-result") for r in results.all()] == [
-                    "ignored",
-                    "duplicate",
-                    "queued",
-                ]
-                assert "not one Farewell acts on" in results.nth(0).inner_text()
-                assert "already received" in results.nth(1).inner_text()
-                refused = source.locator("table.refusals tbody tr")
-                assert refused.count() == 1
-                assert "wrong key" in refused.first.inner_text()
-                assert "127.0.0.x" in refused.first.inner_text()
-                counts = {
-                    r: source.locator(f"tr[data-result='{r}'] td[data-period='24h']").inner_text()
-                    for r in ("queued", "duplicate", "ignored", "refused")
-                }
-                assert counts == {"queued": "1", "duplicate": "1", "ignored": "1", "refused": "1"}
-                assert (
-                    "FAREWELL_WOOCOMMERCE_SECRET"
-                    in page.locator("#source-woocommerce").inner_text()
-                )
-                # Nothing wider than the screen at 375 px.
-                assert page.evaluate("document.documentElement.scrollWidth") <= width
-                page.screenshot(path=tmp_path / f"connections-{width}.png", full_page=True)
-                page.screenshot(path=tmp_path / f"connections-{width}-top.png")
-                source.locator("table.deliveries").scroll_into_view_if_needed()
-                page.screenshot(path=tmp_path / f"connections-{width}-deliveries.png")
-                context.close()
-        finally:
-            chromium.close()
+def _connections_in_chromium(chromium, port: int, password: str, tmp_path: Path) -> None:
+    """The Connections page in the session's Chromium (tests/browser.py), phone and desktop."""
+    for width in (375, 1280):
+        context = chromium.new_context(
+            viewport={"width": width, "height": 900},
+            http_credentials={"username": "admin", "password": password},
+        )
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{port}/admin/connections")
+        source = page.locator("#source-memberpress")
+        results = source.locator("table.deliveries tbody tr")
+        assert [r.get_attribute("data-result") for r in results.all()] == [
+            "ignored",
+            "duplicate",
+            "queued",
+        ]
+        assert "not one Farewell acts on" in results.nth(0).inner_text()
+        assert "already received" in results.nth(1).inner_text()
+        refused = source.locator("table.refusals tbody tr")
+        assert refused.count() == 1
+        assert "wrong key" in refused.first.inner_text()
+        assert "127.0.0.x" in refused.first.inner_text()
+        counts = {
+            r: source.locator(f"tr[data-result='{r}'] td[data-period='24h']").inner_text()
+            for r in ("queued", "duplicate", "ignored", "refused")
+        }
+        assert counts == {"queued": "1", "duplicate": "1", "ignored": "1", "refused": "1"}
+        assert "FAREWELL_WOOCOMMERCE_SECRET" in page.locator("#source-woocommerce").inner_text()
+        # Nothing wider than the screen at 375 px.
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.screenshot(path=tmp_path / f"connections-{width}.png", full_page=True)
+        page.screenshot(path=tmp_path / f"connections-{width}-top.png")
+        source.locator("table.deliveries").scroll_into_view_if_needed()
+        page.screenshot(path=tmp_path / f"connections-{width}-deliveries.png")
+        context.close()
 
 
 def test_cli_with_make_run_stopped_says_redis_cannot_be_reached(tmp_path):
