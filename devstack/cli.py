@@ -5,6 +5,7 @@ var/local.env, it is the same as `flask --app hooks`."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -18,6 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     var_dir = Path(os.environ.get("FAREWELL_VAR_DIR") or ROOT / "var")
     for name, value in read_local_env(var_dir).items():
         os.environ.setdefault(name, value)  # the environment wins
+    # The app's start-up look at Redis's settings is for web and worker (and /healthz): a
+    # command that needs Redis says itself, in one line, when Redis does not answer.
+    logging.getLogger("worker.redis_policy").setLevel(logging.ERROR)
     from hooks import create_app
 
     cli = FlaskGroup(
