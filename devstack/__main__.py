@@ -12,8 +12,8 @@ from urllib.parse import quote
 import redis
 
 from hooks.sources import SOURCES
-from worker.deliveries import MEMBERPRESS_KEY
 from worker.settings import env_name
+from worker.webhook_log import MEMBERPRESS_KEY
 
 from .stack import LOCAL_ENV, ROOT, Stack, safe_url
 

@@ -33,7 +33,9 @@ from flask.cli import with_appcontext
 from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
-from worker.deliveries import (
+from worker.settings import Settings, env_name
+from worker.store import METRICS_KEY, ping_key
+from worker.webhook_log import (
     MEMBERPRESS_KEY,
     Recorder,
     Refusal,
@@ -41,8 +43,6 @@ from worker.deliveries import (
     SourceActivity,
     activity,
 )
-from worker.settings import Settings, env_name
-from worker.store import METRICS_KEY, ping_key
 
 from .admin import TEMPLATES_ENDPOINT
 from .admin_auth import admin_required

@@ -15,9 +15,9 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from worker import logs
-from worker.deliveries import Refusal
 from worker.privacy import mask_ip
 from worker.store import RECEIVED_METRIC, metric_field
+from worker.webhook_log import Refusal
 
 from . import connections, ratelimit
 from .ratelimit import client_address

@@ -245,7 +245,7 @@ def json_of(response) -> dict:
 def stored_keys(redis_client) -> list[str]:
     """Every key except the operational ones (metrics counters, rate-limit windows, the
     Connections page's delivery record): what "nothing stored" means for a rejected request."""
-    from worker import deliveries, store
+    from worker import store, webhook_log
 
-    operational = (store.METRICS_KEY, store.RATELIMIT_PREFIX, *deliveries.RECORD_PREFIX)
+    operational = (store.METRICS_KEY, store.RATELIMIT_PREFIX, *webhook_log.RECORD_PREFIX)
     return sorted(k for k in redis_client.scan_iter() if not str(k).startswith(operational))

@@ -13,9 +13,9 @@ import pytest
 from hooks import create_app
 from tests import payloads
 from tests.conftest import BASE_URL
-from worker import deliveries
-from worker.deliveries import HOUR, sum_counts
+from worker import webhook_log
 from worker.privacy import mask_ip
+from worker.webhook_log import HOUR, sum_counts
 
 ADMIN_PASSWORD = "correct horse battery"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()}
@@ -67,22 +67,22 @@ def test_each_result_is_recorded_with_its_reason(app, post_hook, runtime):
     assert a.last_7d == a.last_24h
     # Compact: no payloads, no secrets, no member addresses in the record.
     record = " ".join(
-        redis.lrange(deliveries.deliveries_key("memberpress"), 0, -1)
-        + redis.lrange(deliveries.refusals_key("memberpress"), 0, -1)
+        redis.lrange(webhook_log.deliveries_key("memberpress"), 0, -1)
+        + redis.lrange(webhook_log.refusals_key("memberpress"), 0, -1)
     )
     assert "jane" not in record.lower() and "not-the-key" not in record
 
 
 def test_lists_are_capped(post_hook, runtime):
     stopped = payloads.memberpress()
-    for _ in range(2 * deliveries.LIST_CAP + 1):
+    for _ in range(2 * webhook_log.LIST_CAP + 1):
         post_hook.memberpress(key="wrong-key-123")
         post_hook.memberpress(stopped)  # a duplicate after the first: the intake script
     redis = runtime.store.redis
-    for key in (deliveries.refusals_key("memberpress"), deliveries.deliveries_key("memberpress")):
-        assert deliveries.LIST_CAP <= redis.llen(key) <= 2 * deliveries.LIST_CAP
-    [hour_key] = [k for k in redis.scan_iter(f"{deliveries.PREFIX}deliveries:counts:*")]
-    assert 0 < redis.ttl(hour_key) <= deliveries.COUNTS_TTL
+    for key in (webhook_log.refusals_key("memberpress"), webhook_log.deliveries_key("memberpress")):
+        assert webhook_log.LIST_CAP <= redis.llen(key) <= 2 * webhook_log.LIST_CAP
+    [hour_key] = [k for k in redis.scan_iter(f"{webhook_log.PREFIX}deliveries:counts:*")]
+    assert 0 < redis.ttl(hour_key) <= webhook_log.COUNTS_TTL
 
 
 def test_counts_sum_only_the_window_and_the_source():
@@ -146,7 +146,7 @@ def test_a_key_pasted_on_the_page_enables_memberpress(settings, runtime):
     short = client.post(
         "/admin/connections/memberpress-key", data={"key": "abc", "csrf_token": token}, headers=AUTH
     )
-    assert short.status_code == 303 and runtime.store.redis.get(deliveries.MEMBERPRESS_KEY) is None
+    assert short.status_code == 303 and runtime.store.redis.get(webhook_log.MEMBERPRESS_KEY) is None
     client.post(
         "/admin/connections/memberpress-key",
         data={"key": "aB3dE5gH7j", "csrf_token": token},
@@ -159,7 +159,7 @@ def test_a_key_pasted_on_the_page_enables_memberpress(settings, runtime):
 
 
 def test_the_environment_key_wins_over_the_page(client, post_hook, runtime):
-    runtime.store.redis.set(deliveries.MEMBERPRESS_KEY, "aB3dE5gH7j")
+    runtime.store.redis.set(webhook_log.MEMBERPRESS_KEY, "aB3dE5gH7j")
     assert post_hook.memberpress(key="aB3dE5gH7j").status_code == 401
     assert post_hook.memberpress().status_code == 202
 
@@ -183,8 +183,8 @@ def test_a_body_too_large_is_recorded_as_refused(settings, runtime, app, client)
     big = b"x" * (settings.max_body_bytes + 1)
     hook = {"MEMBERPRESS-WEBHOOK-KEY": "whatever", "Content-Type": "application/json"}
     assert client.post("/hooks/memberpress", data=big, headers=hook).status_code == 413
-    [raw] = runtime.store.redis.lrange(deliveries.refusals_key("memberpress"), 0, -1)
-    entry = deliveries.Entry.from_json(raw)
+    [raw] = runtime.store.redis.lrange(webhook_log.refusals_key("memberpress"), 0, -1)
+    entry = webhook_log.Entry.from_json(raw)
     assert (entry.reason, entry.client) == ("too large", "127.0.0.x")
     assert str(settings.max_body_bytes) in entry.detail
 
@@ -213,10 +213,10 @@ def test_state_deduplicated_deliveries_and_payments_are_recorded(client, runtime
     stopped = mp.mp_subscription("subscription-stopped", status="cancelled")
     assert post_mp(client, stopped).status_code == 202
     assert post_mp(client, stopped).get_json()["status"] == "duplicate"
-    raw = runtime.store.redis.lrange(deliveries.deliveries_key("memberpress"), 0, -1)
-    results = [deliveries.Entry.from_json(r).result for r in raw]
+    raw = runtime.store.redis.lrange(webhook_log.deliveries_key("memberpress"), 0, -1)
+    results = [webhook_log.Entry.from_json(r).result for r in raw]
     assert results == ["duplicate", "queued", "duplicate", "recorded"]
-    counts = deliveries.activity(
+    counts = webhook_log.activity(
         runtime.store.redis, ["memberpress"], {"memberpress": "farewell:ping:memberpress"}
     )["memberpress"].last_24h
     assert (counts["recorded"], counts["duplicate"], counts["queued"]) == (1, 2, 1)

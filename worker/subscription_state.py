@@ -44,10 +44,10 @@ from weakref import WeakKeyDictionary
 from redis import Redis
 from redis.commands.core import Script
 
-from .deliveries import accept_record
 from .events import STATEFUL_SOURCES, Event, EventKind
 from .store import PREFIX, RECEIVED_METRIC, JobRecord, Store, metric_field
 from .store.scripts import ACCEPT, DELIVERED, accept_arguments
+from .webhook_log import accept_record
 
 NEVER = "never"  # a payment whose access never expires (MemberPress's zero date)
 __all__ = ["STATEFUL_SOURCES", "SubscriptionState", "Verdict", "accept", "load", "state_key"]

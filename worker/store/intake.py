@@ -8,8 +8,8 @@ import time
 
 from redis import Redis
 
-from ..deliveries import accept_record
 from ..events import Event
+from ..webhook_log import accept_record
 from .keys import EVENT_TTL, PENDING_KEY, event_key, ping_key
 from .metrics import RECEIVED_METRIC, metric_field
 from .records import JobRecord

@@ -25,7 +25,7 @@ from .records import JobRecord
 # own and, with the job hash fields (RQ's Job.to_dict), come from worker/rq_seam.py
 # (`job_record`, assumptions 1 and 2), so RQ workers run the job as if RQ wrote it.
 # Counting the event here costs no round trip either, nor does
-# recording the delivery for the Connections page (worker/deliveries.py `accept_record`).
+# recording the delivery for the Connections page (worker/webhook_log.py `accept_record`).
 # `delivered(entry, field)`: record the delivery with ACCEPT's KEYS[8-9] and ARGV[11], [14]
 # (nothing without them). Its own snippet so that worker/subscription_state.py's prologue,
 # which runs before ACCEPT in one script, records the deliveries it answers itself.
@@ -231,7 +231,7 @@ def accept_arguments(
     delivery: tuple[list[str], list[str | int]] | None = None,
 ) -> tuple[list[str], list[str | bytes | int | float]]:
     """ACCEPT's KEYS and ARGV (worker/subscription_state.py runs ACCEPT behind its own
-    state test, with these). delivery: `deliveries.accept_record`'s keys and arguments."""
+    state test, with these). delivery: `webhook_log.accept_record`'s keys and arguments."""
     keys_ = [
         keys.dedupe_key(event_id),
         keys.event_key(event_id),
@@ -280,7 +280,7 @@ class Scripts:
         delivery: tuple[list[str], list[str | int]] | None = None,
     ) -> bool:
         """ACCEPT; True when the event is new. count_as: the metric fields (new, duplicate);
-        delivery: the keys and arguments that record it (`deliveries.accept_record`)."""
+        delivery: the keys and arguments that record it (`webhook_log.accept_record`)."""
         keys_, args = accept_arguments(
             event_id, event_json, dedupe_ttl, accepted_at, count_as, job, delivery
         )
