@@ -151,6 +151,7 @@ def measure_bare(
         processes=("web",),
         procfile={"web": web.replace(REAL_APP, BARE_APP)},
         output=output,
+        check_redis=False,
     )
     try:
         stack.start()
@@ -198,6 +199,8 @@ def run_farewell(args, report: Report, sink: Sink, var: Path, output, log) -> No
         "FAREWELL_SMTP_URL": sink.url,
         "FAREWELL_MAIL_FROM": "Ana at Bench Club <ana@bench.example>",
         "FAREWELL_SITE_NAME": "Bench Club",
+        # The key MemberPress would show, copied into Farewell (make run generates none).
+        "FAREWELL_MEMBERPRESS_KEY": "bEnch5Key0",
         # --workers W starts the Procfile's worker line W times, one process each: what
         # FAREWELL_WORKER_PROCESSES=W runs, minus its idle supervisor.
         "FAREWELL_WORKER_PROCESSES": "1",

@@ -9,10 +9,13 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+import redis
+
 from hooks.sources import SOURCES
 from worker.settings import env_name
+from worker.webhook_log import MEMBERPRESS_KEY
 
-from .stack import ROOT, Stack
+from .stack import LOCAL_ENV, ROOT, Stack, safe_url
 
 DEFAULT_PORT = 5000
 # Where each source's secret goes ({var}: the variable that holds it and enables it).
@@ -40,6 +43,75 @@ def other_source_lines(env: dict[str, str]) -> list[str]:
     return lines
 
 
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def memberpress_lines(env: dict[str, str], stored_key: bool, local_env: str, base: str) -> str:
+    """MemberPress's add-on generates its key and shows it read-only: the owner copies it
+    into Farewell, never the reverse."""
+    url = f"{base}/hooks/memberpress"
+    if env.get("FAREWELL_MEMBERPRESS_KEY"):
+        where = f"FAREWELL_MEMBERPRESS_KEY (environment or {local_env})"
+    elif stored_key:
+        where = "the Connections page"
+    else:
+        return (
+            "MemberPress: not connected yet. In MemberPress > Developer Tools > Webhooks add\n"
+            f"  URL: {url}\n"
+            "  then copy the key MemberPress shows into Farewell: paste it on\n"
+            f"  {base}/admin/connections, or put FAREWELL_MEMBERPRESS_KEY=<key> in\n"
+            f"  {local_env} and restart.\n"
+        )
+    return (
+        f"MemberPress: connected, key from {where}.\n"
+        f"  URL in MemberPress > Developer Tools > Webhooks: {url}\n"
+    )
+
+
+def banner(stack: Stack, var_dir: Path) -> str:
+    env = stack.env
+    base = env["FAREWELL_BASE_URL"].rstrip("/")
+    local_env = _shown(var_dir / LOCAL_ENV)
+    redis_url = safe_url(env["REDIS_URL"])  # never print a password
+    redis_note = (
+        f"{redis_url} (embedded, data in {_shown(stack.redis.data_dir)})"
+        if stack.redis
+        else redis_url
+    )
+    outbox = _shown(Path(env.get("FAREWELL_OUTBOX_DIR", "")))
+    transport = env.get("FAREWELL_MAIL_TRANSPORT", "outbox")
+    password_at = (
+        f"FAREWELL_ADMIN_PASSWORD in {local_env}"
+        if stack.base_env.get("FAREWELL_ADMIN_PASSWORD") is None
+        else "your FAREWELL_ADMIN_PASSWORD"
+    )
+    others = other_source_lines(env)
+    return (
+        f"\nFarewell is running at {base}\n"
+        f"Admin: {base}/admin   (user admin, password: {password_at})\n"
+        f"Connections (what each plugin delivered): {base}/admin/connections\n"
+        + memberpress_lines(env, stored_memberpress_key(env["REDIS_URL"]), local_env, base)
+        + ("Other sources enabled:\n" + "".join(others) if others else "")
+        + f"Redis: {redis_note}.  Mail transport: {transport} (outbox: {outbox}).\n"
+        "Commands: ./farewell --help   (e.g. ./farewell connections, ./farewell report)\n"
+        "Press Ctrl-C to stop.\n"
+    )
+
+
+def stored_memberpress_key(redis_url: str) -> bool:
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        return bool(client.exists(MEMBERPRESS_KEY))
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
 def main() -> int:
     var_dir = Path(os.environ.get("FAREWELL_VAR_DIR") or ROOT / "var")
     stack = Stack(var_dir=var_dir, port=int(os.environ.get("PORT") or DEFAULT_PORT))
@@ -58,28 +130,7 @@ def main() -> int:
         print(f"farewell: {exc}", file=sys.stderr)
         stack.stop()
         return 1
-    env = stack.env
-    key = env.get("FAREWELL_MEMBERPRESS_KEY", "")
-    redis_url = env["REDIS_URL"].split("@")[-1]  # never print a password
-    redis_note = (
-        f"{redis_url} (embedded, data in {stack.redis.data_dir})" if stack.redis else redis_url
-    )
-    outbox = env.get("FAREWELL_OUTBOX_DIR", "")
-    try:
-        outbox = str(Path(outbox).relative_to(ROOT))
-    except ValueError:
-        pass
-    others = other_source_lines(env)
-    transport = env.get("FAREWELL_MAIL_TRANSPORT", "outbox")
-    print(
-        "\nFarewell is running. Paste these into MemberPress > Developer Tools > Webhooks:\n"
-        f"  URL: {env['FAREWELL_BASE_URL'].rstrip('/')}/hooks/memberpress\n"
-        f"  Key: {key}   (header MEMBERPRESS-WEBHOOK-KEY, or ?key=)\n"
-        + ("Other sources enabled:\n" + "".join(others) if others else "")
-        + f"Redis: {redis_note}.  Mail transport: {transport} (outbox: {outbox}).\n"
-        "Press Ctrl-C to stop.\n",
-        flush=True,
-    )
+    print(banner(stack, var_dir), flush=True)
     status = 0
     while not stopping:
         try:

@@ -37,6 +37,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         admin_templates,
         bounces,
         cli,
+        connections,
         feedback,
         health,
         metrics,
@@ -61,6 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_templates.bp)
     app.register_blueprint(feedback.bp)
     app.register_blueprint(admin.bp)
+    connections.init_app(app, svc)
 
     @app.errorhandler(HTTPException)
     def json_http_error(exc: HTTPException) -> ResponseReturnValue:
@@ -71,6 +73,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         messages = {413: f"body is larger than {settings.max_body_bytes} bytes"}
         return jsonify(error=messages.get(exc.code or 0, exc.description)), exc.code or 500
 
+    cli.redis_errors_in_one_line(app.cli, settings.redis_url)
     if not app.testing:
         svc.start_replayer()
     return app

@@ -1,8 +1,9 @@
 """HTTP basic auth for the owner's pages: user `admin`, password FAREWELL_ADMIN_PASSWORD.
 
-Without a password the admin does not exist (404), rather than being open. Wrong
-credentials count towards FAREWELL_RATE_LIMIT per client address; past it, that address
-gets 429 until the window ends, even with the right password (hooks/ratelimit.py).
+Without a password the admin does not exist (404, with a page saying how to turn it on),
+rather than being open. Wrong credentials count towards FAREWELL_RATE_LIMIT per client
+address; past it, that address gets 429 until the window ends, even with the right
+password (hooks/ratelimit.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, abort, request
+from flask import Response, request
 
 from . import ratelimit
 from .services import get_services
@@ -22,6 +23,11 @@ log = logging.getLogger(__name__)
 ADMIN_USER = "admin"
 REALM = 'Basic realm="Farewell admin", charset="UTF-8"'
 REFUSED_METRIC = "farewell_admin_refused_total"
+ADMIN_OFF = (
+    "The Farewell admin is off: no password is set.\n"
+    "Set FAREWELL_ADMIN_PASSWORD (at least 12 characters) and restart; then sign in as\n"
+    "user admin. `make run` generates one into var/local.env on its first start.\n"
+)
 
 
 def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -30,7 +36,7 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
         services = get_services()
         password = services.settings.admin_password
         if not password:
-            abort(404)
+            return Response(ADMIN_OFF, 404, mimetype="text/plain")
         retry_after = ratelimit.blocked(services.store, services.settings, "admin")
         if retry_after is not None:
             return ratelimit.too_many("admin", retry_after, plain=True)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Callable
+from typing import Any
+
 import click
+import redis
 from flask import Flask
 from flask.cli import AppGroup
 
@@ -53,6 +59,36 @@ def jobs_retry_failed() -> None:
     services.store.clear_send_error()
     services.store.clear_stripe_error()
     click.echo(f"requeued {requeued} job(s)")
+
+
+def _without_password(url: str) -> str:
+    return re.sub(r"://[^@/]*@", "://", url)
+
+
+def redis_errors_in_one_line(group: click.Group, redis_url: str) -> None:
+    """Every command (nested ones too): a Redis that cannot be reached ends it with one line
+    naming the URL, not a traceback. Called once all commands are registered."""
+    where = _without_password(redis_url)
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            redis_errors_in_one_line(command, redis_url)
+        elif command.callback is not None and not getattr(command.callback, "_guarded", False):
+            command.callback = _guarded(command.callback, where)
+
+
+def _guarded(callback: Callable[..., Any], where: str) -> Callable[..., Any]:
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise click.ClickException(
+                f"Redis at {where} cannot be reached ({exc}). Is `make run` running? "
+                "Elsewhere, set REDIS_URL."
+            ) from None
+
+    run._guarded = True  # type: ignore[attr-defined]
+    return run
 
 
 def init_app(app: Flask) -> None:

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import BadRequest
 
 from worker.notify import enqueue_answer
+from worker.samples import SAMPLE_SEQUENCE_ID, sample_sequence
 from worker.sequences import stop_marketing, suppress_member
 from worker.settings import SettingsError
 from worker.store import Feedback, Sequence
@@ -54,10 +55,21 @@ def _open(token: str) -> Sequence:
         abort(make_response(_error_page("expired_link" if expired else "bad_link", 404)))
     except SettingsError:
         abort(make_response(_error_page("bad_link", 404)))  # no secret: no link was issued
+    if sequence_id == SAMPLE_SEQUENCE_ID:  # a test email's link: a page that says so
+        return sample_sequence(services.settings.default_locale, None)
     seq = services.store.load_sequence(sequence_id)
     if seq is None or not seq.member_key:  # erased, or anonymized past retention
         abort(make_response(_error_page("gone", 404)))
     return seq
+
+
+def _is_sample(seq: Sequence) -> bool:
+    return seq.id == SAMPLE_SEQUENCE_ID
+
+
+def _sample_thanks(seq: Sequence) -> ResponseReturnValue:
+    t = _text(seq.locale)
+    return render_template("feedback_thanks.html", lang=seq.locale, t=t, sample=True)
 
 
 def _form(
@@ -87,6 +99,7 @@ def _form(
         no_email=no_email,
         comment_max=COMMENT_MAX,
         error=t[error] if error else None,
+        sample=_is_sample(seq),
     )
     return page, status
 
@@ -101,7 +114,7 @@ def _redis_down(exc: RedisError) -> ResponseReturnValue:
 def survey(token: str) -> ResponseReturnValue:
     seq = _open(token)
     known = {r.id for r in get_services().reasons}
-    existing = get_services().store.load_feedback(seq.id)
+    existing = None if _is_sample(seq) else get_services().store.load_feedback(seq.id)
     previous = existing.reason if existing else ""
     asked = request.args.get("reason", "").strip()
     prefill = {
@@ -132,6 +145,8 @@ def answer(token: str) -> ResponseReturnValue:
     if not (reason or comment or no_email):
         return _form(token, seq, **kept, error="empty", status=400)
 
+    if _is_sample(seq):
+        return _sample_thanks(seq)  # recorded nowhere
     services = get_services()
     feedback = Feedback(seq.id, reason, comment, no_email, time.time())
     first = services.store.save_feedback(feedback)
@@ -156,6 +171,8 @@ def answer(token: str) -> ResponseReturnValue:
 @bp.get("/feedback/<token>/thanks")
 def thanks(token: str) -> ResponseReturnValue:
     seq = _open(token)
+    if _is_sample(seq):
+        return _sample_thanks(seq)
     feedback = get_services().store.load_feedback(seq.id)
     if feedback is None:  # nothing sent yet: the form, not a thank-you for nothing
         return redirect(url_for("feedback.survey", token=token), 303)

@@ -37,6 +37,10 @@ TEXT: dict[str, dict[str, str]] = {
         "empty": "Please pick a reason, write a comment or tick the box.",
         "expired_form": "This form has expired. Please open the link from our email again.",
         "unavailable": "We can't save answers right now. Please try again in a few minutes.",
+        "sample": (
+            "This is a sample survey, linked from a test email: what you send here is not "
+            "recorded. Members get their own link."
+        ),
     },
     "pt_BR": {
         "title": "Sua opinião",
@@ -61,6 +65,10 @@ TEXT: dict[str, dict[str, str]] = {
         "empty": "Escolha um motivo, escreva um comentário ou marque a caixa, por favor.",
         "expired_form": "Este formulário expirou. Abra de novo o link do nosso e-mail, por favor.",
         "unavailable": "Não conseguimos salvar respostas agora. Tente de novo em alguns minutos.",
+        "sample": (
+            "Esta é uma pesquisa de exemplo, de um e-mail de teste: o que você enviar aqui não "
+            "é registrado. Cada assinante recebe o próprio link."
+        ),
     },
 }
 

@@ -8,7 +8,6 @@ source modules only authenticate and parse. An authenticated event is durable be
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -16,9 +15,12 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from worker import logs
-from worker.store import RECEIVED_METRIC
+from worker.privacy import mask_ip
+from worker.store import RECEIVED_METRIC, metric_field
+from worker.webhook_log import Refusal
 
-from . import ratelimit
+from . import connections, ratelimit
+from .ratelimit import client_address
 from .services import Services, get_services
 from .sources import SOURCES, AuthError, Ignored, PayloadError
 from .sources.payload import collect_oddities
@@ -36,21 +38,24 @@ def _error(status: int, message: str) -> ResponseReturnValue:
 def receive(source: str) -> ResponseReturnValue:
     services = get_services()
     module = SOURCES.get(source)
-    secret = getattr(services.settings, module.SECRET_SETTING, "") if module else ""
-    if module is None or not secret:
+    if module is None:
+        return _error(404, f"no source named {source!r}; known: {', '.join(SOURCES)}")
+    secret = connections.source_secret(services, source, module)
+    if not secret:
         # A source without a configured secret is disabled: never open.
-        return _error(404, f"no enabled source named {source!r}")
+        message = connections.disabled_message(source)
+        log.info("hooks/%s: 404, %s", source, message)
+        return _error(404, message)
 
-    count = _counter(services, source)
     try:
         body = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH
     except RequestEntityTooLarge:
-        count("too_large")
+        _refused(source, Refusal.TOO_LARGE, f"body over {services.settings.max_body_bytes} bytes")
         raise
     ping = getattr(module, "ping", None)  # optional: an unsigned "are you there?" delivery
     detail = ping(request, body) if ping else None
     if detail is not None:
-        count("ping")
+        connections.note(lambda r: r.ping(source, _metric(source, "ping")), source)
         _record_ping(services, source, detail)
         return jsonify(status="ping"), 200
     try:
@@ -66,23 +71,26 @@ def receive(source: str) -> ResponseReturnValue:
             )
             response.headers["Retry-After"] = str(retry_after)
             return response, 429
-        log.info("hooks/%s: rejected credentials (%s)", source, exc)
+        _refused(source, connections.refusal_for(source), str(exc), counted=True)
         return _error(401, f"authentication failed: {exc}")
     with collect_oddities() as oddities:
         try:
             result = module.parse(body, request.headers)
         except PayloadError as exc:
-            count("invalid")
-            log.warning("hooks/%s: authenticated delivery not usable: %s", source, exc)
-            if getattr(module, "ACK_UNUSABLE", False):
-                # This plugin drops (or disables the webhook) on a 4xx: say why, in a 200.
+            # An authenticated delivery that is not usable. Some plugins drop (or disable
+            # the webhook) on a 4xx: to those, say why in a 200.
+            acked = getattr(module, "ACK_UNUSABLE", False)
+            _refused(source, Refusal.INVALID_BODY, str(exc), status=200 if acked else 400)
+            if acked:
                 return jsonify(status="invalid", reason=str(exc), error=str(exc)), 200
             return _error(400, str(exc))
     if oddities:
         _note_oddities(services, source, oddities)
 
     if isinstance(result, Ignored):
-        count("ignored")
+        log.info("hooks/%s: ignored, %s", source, result.reason)
+        metric = _metric(source, "ignored")
+        connections.note(lambda r: r.ignored(source, "", result.reason, metric), source)
         return jsonify(status="ignored", reason=result.reason), 200
 
     event_id = result.event_id
@@ -99,6 +107,9 @@ def receive(source: str) -> ResponseReturnValue:
             event_id,
         )
         return jsonify(status="queued", event_id=event_id, spooled=True), 202
+    if outcome.value == "recorded":  # the accept script records queued and duplicates only
+        name = result.name
+        connections.note(lambda r: r.recorded(source, name, event_id), source)
     if outcome.value in ("duplicate", "recorded"):
         log.info("hooks/%s: %s event %s %s", source, kind, event_id, outcome.value)
         return jsonify(status=outcome.value, event_id=event_id), 200
@@ -122,8 +133,22 @@ def _note_oddities(services: Services, source: str, oddities: list[str]) -> None
         services.store.count(ODDITIES_METRIC, source=source, field=field_)
 
 
-def _counter(services: Services, source: str) -> Callable[..., None]:
-    def count(status: str, kind: str = "none") -> None:
-        services.store.count(RECEIVED_METRIC, source=source, kind=kind, status=status)
+def _metric(source: str, status: str) -> str:
+    return metric_field(RECEIVED_METRIC, {"source": source, "kind": "none", "status": status})
 
-    return count
+
+_REFUSAL_STATUS = {Refusal.INVALID_BODY: "invalid", Refusal.TOO_LARGE: "too_large"}
+
+
+def _refused(
+    source: str, refusal: Refusal, detail: str, *, status: int = 401, counted: bool = False
+) -> None:
+    """Log why a delivery was refused (the reply's own words: never a secret) and record
+    it for the Connections page. `counted`: the metric was added already (rate limiter)."""
+    client = mask_ip(client_address())
+    code = 413 if refusal is Refusal.TOO_LARGE else status
+    # An invalid body passed authentication: the owner's own plugin sent something unusable.
+    level = logging.WARNING if refusal is Refusal.INVALID_BODY else logging.INFO
+    log.log(level, "hooks/%s: %s refused from %s, %s: %s", source, code, client, refusal, detail)
+    metric = "" if counted else _metric(source, _REFUSAL_STATUS.get(refusal, "unauthorized"))
+    connections.note(lambda r: r.refused(source, refusal, detail, client, metric), source)

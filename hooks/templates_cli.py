@@ -7,6 +7,7 @@ import sys
 import click
 from flask.cli import AppGroup
 
+from worker.mail.errors import MailError
 from worker.playbook import PlaybookError
 from worker.template_check import check_templates
 
@@ -73,3 +74,30 @@ def templates_preview(name: str, locale: str | None, membership: str, out: str) 
     if preview.error:
         click.echo(f"error: {name}: {preview.error}", err=True)
         sys.exit(1)
+
+
+@templates_cli.command("send-test")
+@click.argument("name")
+@click.option("--to", "to", default=None, help="Address (default: FAREWELL_ADMIN_EMAIL).")
+@click.option("--locale", default=None, help="Language folder, e.g. pt_BR (default: the default).")
+@click.option("--membership", default="", help="Membership id, to use its overrides.")
+def templates_send_test(name: str, to: str | None, locale: str | None, membership: str) -> None:
+    """Send email NAME with sample data through the configured transport, as the admin's
+    "send me a test" does. Its survey and unsubscribe links open sample pages."""
+    previews = _previews()
+    to = to or previews.settings.admin_email
+    if not to:
+        raise click.UsageError("give --to, or set FAREWELL_ADMIN_EMAIL")
+    locale = locale or previews.settings.default_locale
+    try:
+        previews.validate(name, locale, membership)
+    except (PreviewError, PlaybookError) as exc:
+        raise click.UsageError(str(exc)) from exc
+    try:
+        message_id = previews.send_test(name, locale, membership, to)
+    except MailError as exc:
+        raise click.ClickException(f"the test of {name} could not be sent: {exc}") from exc
+    click.echo(
+        f"sent a test of {name} ({locale}) to {to} via {previews.settings.mail_transport}: "
+        f"{message_id}"
+    )

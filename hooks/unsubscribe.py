@@ -20,6 +20,7 @@ from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
 from worker.privacy import mask_email
+from worker.samples import SAMPLE_SEQUENCE_ID
 from worker.sequences import suppress_member
 from worker.settings import SUPPORTED_LOCALES, SettingsError
 from worker.tokens import InvalidToken, Scope, read_token
@@ -49,6 +50,11 @@ TEXT = {
         "gone_body": "We no longer hold your address, so there is nothing to unsubscribe.",
         "busy_heading": "We could not do that just now.",
         "busy_body": "Nothing went wrong on your side. Please try again in a few minutes.",
+        "sample_heading": "This is a sample unsubscribe page.",
+        "sample_body": (
+            "It was linked from a test email, so there is nothing to unsubscribe. A member's "
+            "own link asks them to confirm, then stops every follow-up email from {site}."
+        ),
         "bad_heading": "This link does not work.",
         "bad_body": (
             "It may have been shortened or changed on the way. Please use the unsubscribe "
@@ -72,6 +78,11 @@ TEXT = {
         "gone_body": "Não guardamos mais o seu endereço, então não há nada a cancelar.",
         "busy_heading": "Não conseguimos fazer isso agora.",
         "busy_body": "Não há nada de errado do seu lado. Tente de novo em alguns minutos.",
+        "sample_heading": "Esta é uma página de exemplo.",
+        "sample_body": (
+            "Ela veio de um email de teste, então não há nada a cancelar. O link de cada "
+            "assinante pede uma confirmação e então encerra os emails de {site}."
+        ),
         "bad_heading": "Este link não funciona.",
         "bad_body": (
             "Talvez ele tenha sido cortado ou alterado no caminho. Use o link do email "
@@ -115,6 +126,10 @@ def _unsubscribe(token: str, one_click: bool) -> ResponseReturnValue:
             return Response("invalid unsubscribe link\n", 400, mimetype="text/plain")
         return _page("bad", _lang(None), 400)
 
+    if sequence_id == SAMPLE_SEQUENCE_ID:  # a test email's link: nothing to unsubscribe
+        if one_click:
+            return Response("sample link from a test email: nothing done\n", mimetype="text/plain")
+        return _page("sample", _lang(None))
     seq = services.store.load_sequence(sequence_id)
     member = services.store.load_member(seq.member_key) if seq else None
     lang = _lang(seq.locale if seq else None)

@@ -183,6 +183,7 @@ class SmtpSink:
     """What the SMTP server received, and how it should answer the next RCPT."""
 
     messages: list[EmailMessage] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)  # each message's bytes as received
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     rcpt_reply: str | None = None  # e.g. "550 5.1.1 no such user"
 
@@ -194,6 +195,7 @@ class SmtpSink:
 
     async def handle_DATA(self, server, session, envelope):
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.raw.append(envelope.content)
         self.messages.append(
             email.message_from_bytes(envelope.content, policy=email.policy.default)
         )
@@ -241,9 +243,9 @@ def json_of(response) -> dict:
 
 
 def stored_keys(redis_client) -> list[str]:
-    """Every key except the operational ones (metrics counters, rate-limit windows): what
-    "nothing stored" means for a rejected request."""
-    from worker import store
+    """Every key except the operational ones (metrics counters, rate-limit windows, the
+    Connections page's delivery record): what "nothing stored" means for a rejected request."""
+    from worker import store, webhook_log
 
-    operational = (store.METRICS_KEY, store.RATELIMIT_PREFIX)
+    operational = (store.METRICS_KEY, store.RATELIMIT_PREFIX, *webhook_log.RECORD_PREFIX)
     return sorted(k for k in redis_client.scan_iter() if not str(k).startswith(operational))

@@ -246,8 +246,11 @@ def test_admin_is_off_without_a_password(settings, runtime):
 
     app = create_app({"TESTING": True, "SETTINGS": replace(settings, admin_password="")})
     client = app.test_client()
-    assert client.get("/admin").status_code == 404
-    assert client.get("/admin/export.csv").status_code == 404
+    for path in ("/admin", "/admin/export.csv", "/admin/connections"):
+        reply = client.get(path)
+        # Off, and it says how to turn it on (not a bare 404).
+        assert reply.status_code == 404
+        assert "Set FAREWELL_ADMIN_PASSWORD" in reply.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("path", ["/admin", "/admin/", "/admin/export.csv"])

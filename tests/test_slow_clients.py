@@ -39,7 +39,14 @@ def stack(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FAREWELL_", "REDIS_URL"))}
     env.pop("WEB_CONCURRENCY", None)
     env.pop("WEB_THREADS", None)
-    env.update(PORT=str(port), FAREWELL_VAR_DIR=str(tmp_path), WEB_READ_TIMEOUT="4")
+    # The key MemberPress shows, copied into Farewell (make run generates none).
+    key = "k7Qw2ZpL9x"
+    env.update(
+        PORT=str(port),
+        FAREWELL_VAR_DIR=str(tmp_path),
+        WEB_READ_TIMEOUT="4",
+        FAREWELL_MEMBERPRESS_KEY=key,
+    )
     log = (tmp_path / "run.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "devstack"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -48,10 +55,7 @@ def stack(tmp_path):
         wait_for(
             lambda: "Press Ctrl-C" in (tmp_path / "run.log").read_text(), 60, "the start-up banner"
         )
-        secrets = dict(
-            line.split("=", 1) for line in (tmp_path / "local.env").read_text().splitlines()
-        )
-        yield port, secrets["FAREWELL_MEMBERPRESS_KEY"], tmp_path / "run.log"
+        yield port, key, tmp_path / "run.log"
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 
 import pytest
 
@@ -140,3 +141,48 @@ def test_a_sender_with_a_line_break_is_a_configuration_error():
 
 def test_names_and_subjects_are_folded_to_one_clean_line():
     assert clean_header("Jane\r\nBcc: x\x00\x1b[1m\tDoe") == "Jane Bcc: x [1m Doe"
+
+
+# --- every transport writes what SMTP sends -------------------------------------------------
+
+_VARYING = re.compile(rb"^Date: [^\r\n]*|=_[0-9a-f]{32}", re.MULTILINE)
+
+
+def _same_modulo_date_and_boundary(data: bytes) -> bytes:
+    """The Date header (the time of writing) and the MIME boundary (random per message)
+    are the only bytes that may differ between two writes of one message."""
+    return _VARYING.sub(b"<varies>", data)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # as _outgoing: an accented List-Id
+        {"List-Unsubscribe": "<https://members.example.com/unsubscribe/" + "t" * 120 + ">"},
+    ],
+    ids=["list-id", "long-list-unsubscribe"],
+)
+def test_outbox_and_console_write_the_bytes_an_smtp_server_receives(
+    smtp_server, tmp_path, capfdbinary, headers
+):
+    from worker.mail.console import ConsoleTransport
+    from worker.mail.outbox import OutboxTransport
+    from worker.mail.smtp import SmtpConfig, SmtpTransport
+
+    message = _outgoing()
+    message = OutgoingEmail(**{**message.__dict__, "headers": {**message.headers, **headers}})
+    smtp = SmtpTransport(SmtpConfig.from_url(smtp_server.url))
+    smtp.send(message)
+    smtp.close()
+    OutboxTransport(tmp_path).send(message)
+    capfdbinary.readouterr()
+    ConsoleTransport().send(message)
+    printed = capfdbinary.readouterr().out
+
+    [received] = smtp_server.sink.raw
+    [eml] = tmp_path.glob("*.eml")
+    expected = _same_modulo_date_and_boundary(received)
+    assert _same_modulo_date_and_boundary(eml.read_bytes()) == expected
+    assert _same_modulo_date_and_boundary(printed) == expected + b"\r\n"
+    # The long List-Unsubscribe stays plain on one line, as SMTP sends it.
+    assert b"List-Unsubscribe: <https://members.example.com/unsubscribe/" in expected

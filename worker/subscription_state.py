@@ -46,7 +46,8 @@ from redis.commands.core import Script
 
 from .events import STATEFUL_SOURCES, Event, EventKind
 from .store import PREFIX, RECEIVED_METRIC, JobRecord, Store, metric_field
-from .store.scripts import ACCEPT, accept_arguments
+from .store.scripts import ACCEPT, DELIVERED, accept_arguments
+from .webhook_log import accept_record
 
 NEVER = "never"  # a payment whose access never expires (MemberPress's zero date)
 __all__ = ["STATEFUL_SOURCES", "SubscriptionState", "Verdict", "accept", "load", "state_key"]
@@ -115,6 +116,7 @@ local recorded = table.remove(ARGV, 1)
 local cur = redis.call('HMGET', skey, 'state', 'changed_at', 'expires_at', 'amount', 'paid_at')
 local function refuse(code)
   if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[7], 1) end
+  delivered(ARGV[10], ARGV[13])  -- a duplicate, on the Connections page
   return code
 end
 if mode == 'payment' then
@@ -129,7 +131,7 @@ if cur[1] == value then return refuse(-1) end
 redis.call('HSET', skey, 'state', value, 'changed_at', at_text)
 redis.call('HINCRBY', skey, 'revision', 1)
 """
-_SCRIPT = _STATE_PROLOGUE + ACCEPT
+_SCRIPT = DELIVERED + _STATE_PROLOGUE + ACCEPT
 _scripts: WeakKeyDictionary[Redis, Script] = WeakKeyDictionary()
 _VERDICTS = {
     1: Verdict.CHANGED,
@@ -171,8 +173,9 @@ def accept(
     )
     head += [repr(event.occurred_at.timestamp()), recorded]
     event_json = json.dumps(event.to_dict())
+    delivery = accept_record(event.source, event.name, event.event_id) if counted else None
     keys, args = accept_arguments(
-        event.event_id, event_json, dedupe_ttl, time.time(), (queued, duplicate), job
+        event.event_id, event_json, dedupe_ttl, time.time(), (queued, duplicate), job, delivery
     )
     script = _scripts.get(store.redis)
     if script is None:

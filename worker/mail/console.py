@@ -1,11 +1,12 @@
-"""Prints each message to standard output: handy while writing templates."""
+"""Prints each message to standard output, exactly the bytes SMTP would send: handy while
+writing templates."""
 
 from __future__ import annotations
 
 import sys
 
 from . import Commit, no_commit
-from .message import OutgoingEmail, to_mime
+from .message import OutgoingEmail, wire_bytes
 
 
 class ConsoleTransport:
@@ -13,6 +14,7 @@ class ConsoleTransport:
 
     def send(self, email: OutgoingEmail, commit: Commit = no_commit) -> str:
         commit()
-        sys.stdout.write(to_mime(email).as_string() + "\n")
         sys.stdout.flush()
+        sys.stdout.buffer.write(wire_bytes(email) + b"\r\n")
+        sys.stdout.buffer.flush()
         return email.message_id

@@ -1,4 +1,5 @@
-"""The default transport: one .eml file per message in a folder, for local use and tests."""
+"""The default transport: one .eml file per message in a folder, for local use and tests.
+Each file holds exactly the bytes the SMTP transport would send (CRLF line ends)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 from pathlib import Path
 
 from . import Commit, no_commit
-from .message import OutgoingEmail, to_mime
+from .message import OutgoingEmail, wire_bytes
 
 
 class OutboxTransport:
@@ -19,7 +20,7 @@ class OutboxTransport:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def send(self, email: OutgoingEmail, commit: Commit = no_commit) -> str:
-        data = to_mime(email).as_bytes()
+        data = wire_bytes(email)
         slug = re.sub(r"[^A-Za-z0-9_.-]", "_", email.message_id.strip("<>"))
         final = self.directory / f"{time.strftime('%Y%m%dT%H%M%S')}-{slug}.eml"
         tmp = self.directory / f".{final.name}.tmp"

@@ -9,6 +9,7 @@ import time
 from redis import Redis
 
 from ..events import Event
+from ..webhook_log import accept_record
 from .keys import EVENT_TTL, PENDING_KEY, event_key, ping_key
 from .metrics import RECEIVED_METRIC, metric_field
 from .records import JobRecord
@@ -42,6 +43,8 @@ class Intake:
             time.time(),
             count_as,
             job,
+            # The receiver's delivery, recorded for the Connections page.
+            accept_record(event.source, event.name, event.event_id) if counted else None,
         )
 
     def load_event(self, event_id: str) -> Event | None:

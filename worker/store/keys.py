@@ -39,6 +39,11 @@ Layout (all under the `farewell:` prefix):
     pool:{name}:given          hash member_key -> the code that member got
     pool:{name}:loaded         sha256 of the pool file last loaded
     ping:{source}              hash: the last activation ping (at, detail), for operators
+    deliveries:{source}        list of the source's last deliveries, refusals:{source} of its
+                               last refused ones (short JSON, capped), deliveries:counts:{hour}
+                               hash "<source>:<result>" -> count (TTL 8 days), and
+                               connections:memberpress_key (the key pasted on the Connections
+                               page): the Connections record, owned by worker/webhook_log.py
     substate:{source}:{hash}   hash: a subscription's last known state and latest payment
                                (state, changed_at, revision, expires_at, amount, paid_at),
                                for sources without event ids; written with the event by

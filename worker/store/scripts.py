@@ -24,28 +24,52 @@ from .records import JobRecord
 # changes (two deliveries of one event racing must not both queue it). KEYS 5-7 are RQ's
 # own and, with the job hash fields (RQ's Job.to_dict), come from worker/rq_seam.py
 # (`job_record`, assumptions 1 and 2), so RQ workers run the job as if RQ wrote it.
-# Counting the event here costs no round trip either.
-ACCEPT = """
+# Counting the event here costs no round trip either, nor does
+# recording the delivery for the Connections page (worker/webhook_log.py `accept_record`).
+# `delivered(entry, field)`: record the delivery with ACCEPT's KEYS[8-9] and ARGV[11], [14]
+# (nothing without them). Its own snippet so that worker/subscription_state.py's prologue,
+# which runs before ACCEPT in one script, records the deliveries it answers itself.
+DELIVERED = """
+local function delivered(entry, field)
+  if #KEYS < 9 then return end
+  if redis.call('LPUSH', KEYS[8], entry) > 2 * tonumber(ARGV[11]) then
+    redis.call('LTRIM', KEYS[8], 0, tonumber(ARGV[11]) - 1)
+  end
+  if redis.call('HINCRBY', KEYS[9], field, 1) == 1 then
+    redis.call('EXPIRE', KEYS[9], ARGV[14])
+  end
+end
+"""
+ACCEPT = (
+    DELIVERED
+    + """
 -- KEYS[1] dedupe:{event_id}  KEYS[2] event:{event_id}  KEYS[3] pending  KEYS[4] metrics
--- KEYS[5] RQ's job hash  KEYS[6] RQ's queue list  KEYS[7] RQ's set of queues (5-7: a job)
+-- KEYS[5] RQ's job hash  KEYS[6] RQ's queue list  KEYS[7] RQ's set of queues ('': no job)
+-- KEYS[8] the source's delivery list  KEYS[9] this hour's delivery counts (both optional)
 -- ARGV[1] dedupe TTL  ARGV[2] event JSON  ARGV[3] event TTL  ARGV[4] accepted-at
 -- ARGV[5] event id  ARGV[6] / ARGV[7] metric field to count when new / duplicate ('': none)
--- ARGV[8] job id  ARGV[9..] the job hash's fields and values
+-- ARGV[8] job id  ARGV[9] / ARGV[10] the delivery entry when new / duplicate
+-- ARGV[11] entries kept (trimmed once the list holds twice that: one LTRIM per ARGV[11]
+-- pushes)  ARGV[12] / ARGV[13] the count field when new / duplicate  ARGV[14] the counts'
+-- TTL (set when a field is created)  ARGV[15..] the job hash's fields and values
 -- Returns 1 when the event is new (recorded and queued), 0 for a duplicate.
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
   if ARGV[6] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[6], 1) end
-  if #KEYS == 7 then
-    redis.call('HSET', KEYS[5], unpack(ARGV, 9))
+  if KEYS[5] ~= '' then
+    redis.call('HSET', KEYS[5], unpack(ARGV, 15))
     redis.call('RPUSH', KEYS[6], ARGV[8])
     redis.call('SADD', KEYS[7], KEYS[6])
   end
+  delivered(ARGV[9], ARGV[12])
   return 1
 end
 if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[7], 1) end
+delivered(ARGV[10], ARGV[13])
 return 0
 """
+)
 
 # A cancellation's sequence: the member's cooldown is held by this sequence or another one,
 # then the sequence is created once. Atomic so two cancellations of one member racing
@@ -204,9 +228,10 @@ def accept_arguments(
     accepted_at: float,
     count_as: tuple[str, str],
     job: JobRecord | None,
+    delivery: tuple[list[str], list[str | int]] | None = None,
 ) -> tuple[list[str], list[str | bytes | int | float]]:
     """ACCEPT's KEYS and ARGV (worker/subscription_state.py runs ACCEPT behind its own
-    state test, with these)."""
+    state test, with these). delivery: `webhook_log.accept_record`'s keys and arguments."""
     keys_ = [
         keys.dedupe_key(event_id),
         keys.event_key(event_id),
@@ -221,9 +246,13 @@ def accept_arguments(
         event_id,
         *count_as,
     ]
+    keys_ += [job.key, job.queue_key, job.queues_key] if job else ["", "", ""]
+    args.append(job.id if job else "")
+    if delivery is not None:
+        keys_ += delivery[0]
+        args += delivery[1]
     if job is not None:
-        keys_ += [job.key, job.queue_key, job.queues_key]
-        args += [job.id, *job.fields]
+        args += ["" for _ in range(14 - len(args))] + list(job.fields)
     return keys_, args
 
 
@@ -248,9 +277,13 @@ class Scripts:
         accepted_at: float,
         count_as: tuple[str, str],
         job: JobRecord | None,
+        delivery: tuple[list[str], list[str | int]] | None = None,
     ) -> bool:
-        """ACCEPT; True when the event is new. count_as: the metric fields (new, duplicate)."""
-        keys_, args = accept_arguments(event_id, event_json, dedupe_ttl, accepted_at, count_as, job)
+        """ACCEPT; True when the event is new. count_as: the metric fields (new, duplicate);
+        delivery: the keys and arguments that record it (`webhook_log.accept_record`)."""
+        keys_, args = accept_arguments(
+            event_id, event_json, dedupe_ttl, accepted_at, count_as, job, delivery
+        )
         return bool(self._accept(keys=keys_, args=args))
 
     def start(
