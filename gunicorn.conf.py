@@ -1,6 +1,7 @@
 """Gunicorn settings for the `web` process (read by the Procfile's `-c gunicorn.conf.py`).
 
-Heroku conventions: bind 0.0.0.0:$PORT, size from WEB_CONCURRENCY. Threads, because a
+Heroku conventions: bind $HOST:$PORT (HOST defaults to 0.0.0.0; `make run` sets 127.0.0.1),
+size from WEB_CONCURRENCY. Threads, because a
 webhook request mostly waits on one Redis round trip; and a request reaches a thread only
 once it has fully arrived (hooks/gunicorn_worker.py), so slow clients cannot hold the
 threads: one that takes longer than WEB_READ_TIMEOUT seconds (default 10) gets a 408.
@@ -8,7 +9,7 @@ threads: one that takes longer than WEB_READ_TIMEOUT seconds (default 10) gets a
 
 import os
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"  # noqa: S104 - a PaaS router connects from outside
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("WEB_THREADS", "4"))
 worker_class = "hooks.gunicorn_worker.BufferingWorker"  # gthread, buffering

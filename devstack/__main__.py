@@ -121,8 +121,10 @@ def main() -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    # SIGHUP: the terminal was closed. The children run in sessions of their own (so one
+    # Ctrl-C does not reach them before we stop them in order), so only we can stop them.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, request_stop)
     try:
         stack.start()
         stack.wait_ready()

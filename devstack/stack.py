@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import secrets
@@ -20,6 +21,7 @@ from .redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_ENV = "local.env"
+LOCK_FILE = "make-run.lock"
 
 
 def read_procfile(path: Path = ROOT / "Procfile") -> dict[str, str]:
@@ -159,12 +161,14 @@ class Stack:
         self.output = output
         self.check_redis = check_redis  # False: a REDIS_URL the processes never use (bench)
         self.redis: RedisServer | None = None
+        self._lock: int | None = None
         self.children: dict[str, subprocess.Popen] = {}
         self.env: dict[str, str] = {}
 
     def start(self) -> Stack:
         """Start Redis (unless REDIS_URL is given) and the processes. RuntimeError, with one
         line saying what to do, when the port is taken or the given Redis does not answer."""
+        self._take_var_dir()
         if "web" in self.processes and port_taken(self.port):
             raise RuntimeError(
                 f"port {self.port} is already in use (another `make run`?); "
@@ -184,6 +188,8 @@ class Stack:
         env.setdefault("FAREWELL_OUTBOX_DIR", str(self.var_dir / "outbox"))
         env.setdefault("FAREWELL_SPOOL_DIR", str(self.var_dir / "spool"))
         env["PORT"] = str(self.port)
+        # Only this machine, unless the owner says otherwise (HOST=0.0.0.0 for a staging site).
+        env.setdefault("HOST", "127.0.0.1")
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env["PYTHONUNBUFFERED"] = "1"
         self.env = env
@@ -199,6 +205,30 @@ class Stack:
                 stderr=self.output,
             )
         return self
+
+    def _take_var_dir(self) -> None:
+        """One `make run` per var folder: two would run two Redis servers on one data
+        directory (each overwriting the other's append-only file) and share the spool."""
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.var_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise RuntimeError(
+                f"another `make run` (pid {holder}) is using {self.var_dir}; stop it first, "
+                "or give this one its own folder: FAREWELL_VAR_DIR=var2 PORT="
+                f"{self.port + 1} make run"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock = fd  # released when this process ends, however it ends
+
+    def _release_var_dir(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     @property
     def url(self) -> str:
@@ -257,3 +287,4 @@ class Stack:
         if self.redis:
             self.redis.stop()
             self.redis = None
+        self._release_var_dir()

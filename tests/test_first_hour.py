@@ -7,10 +7,12 @@ refused delivery with their reasons."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -122,6 +124,20 @@ def test_first_hour_on_make_run(running, tmp_path, _chromium):
     assert f"PORT={port + 1} make run" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
 
+    # Another make run on the same folder (another port) would share its Redis data.
+    same_dir = _refused_start(var_dir, PORT=str(free_port()))
+    assert same_dir.returncode != 0 and BANNER not in same_dir.stdout
+    assert "another `make run` (pid " in same_dir.stderr and str(var_dir) in same_dir.stderr
+    assert len(same_dir.stderr.strip().splitlines()) == 1
+
+    # make run answers this machine only (HOST=0.0.0.0 make run opens it to others).
+    listening = {
+        conn.laddr.ip
+        for conn in psutil.net_connections("tcp")
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port
+    }
+    assert listening == {"127.0.0.1"}
+
     _connections_in_chromium(_chromium, port, password, tmp_path)
 
 
@@ -160,6 +176,35 @@ def _connections_in_chromium(chromium, port: int, password: str, tmp_path: Path)
         source.locator("table.deliveries").scroll_into_view_if_needed()
         page.screenshot(path=tmp_path / f"connections-{width}-deliveries.png")
         context.close()
+
+
+def test_closing_the_terminal_stops_the_whole_stack(tmp_path):
+    """SIGHUP (the terminal went away) stops web, worker and Redis as Ctrl-C does: the
+    children live in sessions of their own, so nothing else would stop them."""
+    (tmp_path / "local.env").write_text(f"FAREWELL_MEMBERPRESS_KEY={MEMBERPRESS_KEY}\n")
+    port = free_port()
+    log_path = tmp_path / "run.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "devstack"],
+            cwd=ROOT,
+            env=_clean_env(tmp_path, PORT=str(port)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: "Press Ctrl-C" in log_path.read_text(), 90, "the start-up banner")
+        family = psutil.Process(proc.pid).children(recursive=True)
+        assert len(family) >= 3  # redis-server, gunicorn, the worker (and their children)
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(60) == 0
+        _gone, alive = psutil.wait_procs(family, timeout=30)
+        assert alive == [], [p.cmdline() for p in alive]
+        assert "farewell: stopped." in log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_cli_with_make_run_stopped_says_redis_cannot_be_reached(tmp_path):
