@@ -13,7 +13,8 @@ from flask import Flask, Request, Response, abort, request, session
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 
 CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
 CSRF_FIELD = "csrf_token"
