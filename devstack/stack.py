@@ -20,6 +20,7 @@ from .redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_ENV = "local.env"
+LOCAL_POSTAL_ADDRESS = "Local test run (set FAREWELL_POSTAL_ADDRESS), nowhere"
 
 
 def read_procfile(path: Path = ROOT / "Procfile") -> dict[str, str]:
@@ -183,6 +184,8 @@ class Stack:
         env.setdefault("FAREWELL_BASE_URL", f"http://localhost:{self.port}")
         env.setdefault("FAREWELL_OUTBOX_DIR", str(self.var_dir / "outbox"))
         env.setdefault("FAREWELL_SPOOL_DIR", str(self.var_dir / "spool"))
+        # Marketing emails need one (CAN-SPAM); a local run's mail stays in the outbox.
+        env.setdefault("FAREWELL_POSTAL_ADDRESS", LOCAL_POSTAL_ADDRESS)
         env["PORT"] = str(self.port)
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env["PYTHONUNBUFFERED"] = "1"

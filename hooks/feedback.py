@@ -37,7 +37,7 @@ from worker.store import Feedback, Sequence
 from worker.tokens import InvalidToken, Scope, read_token
 
 from .feedback_text import COMMENT_MAX, clean_comment, locale_from, text_for
-from .security import verify_csrf
+from .security import SURVEY_CSP, verify_csrf
 from .services import get_services
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def _form(
         error=t[error] if error else None,
         sample=_is_sample(seq),
     )
-    return page, status
+    return page, status, {"Content-Security-Policy": SURVEY_CSP}
 
 
 @bp.errorhandler(RedisError)

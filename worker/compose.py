@@ -55,6 +55,8 @@ def template_context(
         "sender_name": sender_name,
         "feedback_url": urls["feedback_url"],
         "unsubscribe_url": urls["unsubscribe_url"] if step.stream == "marketing" else None,
+        # CAN-SPAM: commercial mail shows the sender's postal address (worker/compliance.py).
+        "postal_address": settings.postal_address if step.stream == "marketing" else None,
         "reasons": [
             {
                 "id": r.id,

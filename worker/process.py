@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from rq.job import Job
 
 from . import batch, liveness, logs, pool, retention, rq_seam
+from .compliance import require_postal_address
 from .intake import requeue_stale
 from .mail.errors import MailConfigError
 from .playbook import PlaybookError
@@ -97,6 +98,7 @@ def preflight() -> None:
     rt = runtime()
     rt.settings.require_secret_key()
     rt.playbook  # noqa: B018 - loads and validates
+    require_postal_address(rt.settings, rt.playbook)
     rt.reasons  # noqa: B018
     rt.transport  # noqa: B018
     rt.renderer  # noqa: B018

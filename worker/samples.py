@@ -27,6 +27,7 @@ SAMPLE_OFFER = "20% off your first three months"
 SAMPLE_POOL_CODE = "SAMPLE-CODE-0001"  # stands in for a single-use code from a pool
 # Links in samples must look real, so they are signed even without a configured secret.
 _SAMPLE_SECRET = "sample-secret-for-template-previews"  # noqa: S105 - not a real secret
+_SAMPLE_POSTAL_ADDRESS = "1 Sample Street, Springfield"
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,11 @@ def sample_offer(
 
 
 def _sample_settings(settings: Settings) -> Settings:
-    if len(settings.secret_key) >= 16:
-        return settings
-    return replace(settings, secret_key=_SAMPLE_SECRET)
+    if len(settings.secret_key) < 16:
+        settings = replace(settings, secret_key=_SAMPLE_SECRET)
+    if not settings.postal_address:
+        settings = replace(settings, postal_address=_SAMPLE_POSTAL_ADDRESS)
+    return settings
 
 
 def sample_sequence(locale: str, membership_id: str | None, variant: Variant = FULL) -> Sequence:

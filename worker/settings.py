@@ -69,6 +69,9 @@ class Settings:
     secret_key: str = ""
     base_url: str = "http://localhost:5000"
     site_name: str = "our community"
+    # The sender's postal address, shown in every marketing email's footer (CAN-SPAM);
+    # required while the playbook has a marketing step (worker/compliance.py).
+    postal_address: str = ""
     default_locale: str = "en"
     queue_name: str = DEFAULT_QUEUE
 
