@@ -179,10 +179,12 @@ def test_open_redirect_attempts_go_to_the_plain_page(playbook, client):
         response = client.get(path)
         assert response.status_code == 302
         assert response.headers["Location"] == PLAIN
-    # Slashes in the token do not match the route at all: a 404 page, no Location.
-    for path in ("/r/%2F%2Fevil.example",):
+    # Slashes in the token: Werkzeug at most merges them into a path on this host.
+    for path in ("/r/%2F%2Fevil.example", "/r/https:%2F%2Fevil.example"):
         response = client.get(path)
-        assert response.status_code == 404 and "Location" not in response.headers
+        location = response.headers.get("Location", "")
+        assert response.status_code in (308, 404), path
+        assert location == "" or location.startswith(("/r/", "http://localhost/r/")), location
 
 
 # --- the playbook keys --------------------------------------------------------------------
