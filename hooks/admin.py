@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
 from worker.insights import FilterError, Filters, compute, export_rows, gather, parse_filters
+from worker.render import format_money
 
 from .admin_auth import admin_required
 from .charts import share_bar, weekly_bars
@@ -24,6 +25,12 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 MAX_COMMENTS_SHOWN = 200
 # The email template gallery (issue 5's blueprint), linked from the nav when installed.
 TEMPLATES_ENDPOINT = "admin_templates.gallery"
+
+
+@bp.app_template_filter("money")
+def _money(value: object, currency: str = "USD") -> str:
+    """'$1,234.56', '€20.00': the dashboard's amounts (Decimal in, text out)."""
+    return format_money(value, currency, "en")  # type: ignore[arg-type]
 
 
 @bp.context_processor

@@ -72,6 +72,8 @@ class Settings:
     # The sender's postal address, shown in every marketing email's footer (CAN-SPAM);
     # required while the playbook has a marketing step (worker/compliance.py).
     postal_address: str = ""
+    # Revenue of sources that send no currency (MemberPress, PMPro), ISO 4217.
+    currency: str = "USD"
     default_locale: str = "en"
     queue_name: str = DEFAULT_QUEUE
 
@@ -193,6 +195,11 @@ class Settings:
             )
         if not self.base_url.startswith(("http://", "https://")):
             raise SettingsError("FAREWELL_BASE_URL must start with https:// (or http:// locally)")
+        if not (len(self.currency) == 3 and self.currency.isalpha()):
+            raise SettingsError(
+                f"FAREWELL_CURRENCY must be a 3-letter ISO 4217 code like USD, "
+                f"not {self.currency!r}"
+            )
         if self.max_body_bytes <= 0:
             raise SettingsError("FAREWELL_MAX_BODY_BYTES must be positive")
         if self.stripe_secret and not self.stripe_api_key:

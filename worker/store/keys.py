@@ -33,7 +33,7 @@ Layout (all under the `farewell:` prefix):
     suppressed                 hash address-hash -> JSON {reason, at, hint}: never mail these
     cancellations              zset event_id -> occurred_at: every cancellation, for insights
     cancellation:{event_id}    hash: member_key, at, membership_id, membership_title, source,
-                               sequence_id
+                               sequence_id, mrr (decimal text, "" unknown), currency
     cancellations:memberships  hash membership id -> latest title (the dashboard's filter)
     cancellations:membership:{id}  zset event_id -> occurred_at, one membership's records
     pool:{name}:available      list of single-use codes not yet handed out
