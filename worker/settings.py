@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,6 +23,7 @@ DEFAULT_QUEUE = "farewell"
 # Generous: a cancellation wave from one WordPress site (one IP) is ~tens per second at worst.
 DEFAULT_RATE_LIMIT = "300/60"
 SUPPORTED_LOCALES = ("en", "pt_BR")
+DIGEST_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 # Guessable secrets have floors (README "Security"): MemberPress generates 10-character keys;
 # the Standard Webhooks spec asks for a 24-byte key at least.
 MIN_ADMIN_PASSWORD = 12
@@ -74,6 +76,11 @@ class Settings:
     postal_address: str = ""
     # Revenue of sources that send no currency (MemberPress, PMPro), ISO 4217.
     currency: str = "USD"
+    # The owner's weekly digest (worker/digest.py): off while digest_to is empty.
+    digest_to: str = ""
+    digest_day: str = "monday"
+    digest_hour: int = 8
+    timezone: str = "UTC"  # IANA name, e.g. America/Sao_Paulo
     default_locale: str = "en"
     queue_name: str = DEFAULT_QUEUE
 
@@ -200,6 +207,26 @@ class Settings:
                 f"FAREWELL_CURRENCY must be a 3-letter ISO 4217 code like USD, "
                 f"not {self.currency!r}"
             )
+        if self.digest_day not in DIGEST_DAYS:
+            raise SettingsError(
+                f"FAREWELL_DIGEST_DAY must be one of {', '.join(DIGEST_DAYS)}, "
+                f"not {self.digest_day!r}"
+            )
+        if not 0 <= self.digest_hour <= 23:
+            raise SettingsError("FAREWELL_DIGEST_HOUR must be an hour from 0 to 23")
+        if self.digest_to and (
+            "@" not in self.digest_to or any(c.isspace() for c in self.digest_to)
+        ):
+            raise SettingsError(
+                f"FAREWELL_DIGEST_TO must be one email address, not {self.digest_to!r}"
+            )
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                f"FAREWELL_TIMEZONE must be an IANA time zone like America/Sao_Paulo, "
+                f"not {self.timezone!r}"
+            ) from None
         if self.max_body_bytes <= 0:
             raise SettingsError("FAREWELL_MAX_BODY_BYTES must be positive")
         if self.stripe_secret and not self.stripe_api_key:
