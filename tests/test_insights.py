@@ -424,3 +424,32 @@ def test_an_erased_member_still_counts_without_who_they_were(
     [row] = list(csv.DictReader(io.StringIO(export)))
     assert (row["email"], row["comment"], row["membership"]) == ("", "", "Gold Club")
     assert "jane" not in export.lower()
+
+
+def test_previous_period_has_the_same_length():
+    from worker.insights import previous_period
+
+    assert previous_period(Filters("3006", date(2026, 11, 1), date(2026, 11, 30))) == Filters(
+        "3006", date(2026, 10, 2), date(2026, 10, 31)
+    )
+    assert previous_period(Filters(since=date(2026, 11, 1))) is None
+
+
+def test_reasons_per_month_fold_the_rest_into_other():
+    from worker.insights import TREND_OTHER, monthly_reasons
+
+    def answer(n: int, day: date, reason: str) -> Entry:
+        at = datetime(day.year, day.month, day.day, 12, tzinfo=UTC).timestamp()
+        c = Cancellation(f"e{n}", at, f"k{n}", "3006", "Gold", "memberpress", f"e{n}")
+        return Entry(c, SequenceOutcome(""), Feedback(f"e{n}", reason, "", False, at))
+
+    reasons = ["a", "a", "a", "b", "b", "c", "d", "e", "f"]
+    answers = [answer(i, date(2026, 9, 3), r) for i, r in enumerate(reasons)]
+    answers.append(answer(99, date(2026, 11, 20), "a"))
+    months = monthly_reasons(answers, Filters())
+    assert [m.month for m in months] == [date(2026, 9, 1), date(2026, 10, 1), date(2026, 11, 1)]
+    keys = [k for k, _ in months[0].counts]
+    assert keys[:2] == ["a", "b"] and keys[-1] == TREND_OTHER and len(keys) == 6
+    assert dict(months[0].counts)[TREND_OTHER] == 1  # the sixth reason
+    assert months[1].total == 0 and dict(months[2].counts)["a"] == 1
+    assert months[0].label == "Sep 2026"

@@ -158,3 +158,26 @@ def test_the_dashboard_fits_375_and_1200_px(seeded, live_server, _chromium, tmp_
         shutil.copy(shot, SHOTS / shot.name)
     finally:
         context.close()
+
+
+def test_comments_filter_by_reason_and_the_trend_chart(seeded, client):
+    html = client.get("/admin?reason=not_using", headers=AUTH).get_data(as_text=True)
+    assert "No comments in this range yet." in html
+    html = client.get("/admin?reason=too_expensive", headers=AUTH).get_data(as_text=True)
+    assert "Too pricey for me right now" in html
+    assert '<option value="too_expensive" selected>' in html
+    [segment] = re.findall(r'<rect class="seg seg-0"[^>]*data-reason="([^"]+)"', html)
+    assert segment == "too_expensive"
+    assert "Reasons per month" in html and '<ul class="legend">' in html
+
+
+def test_the_period_is_compared_with_the_one_before(seeded, client, stack):
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.now(UTC).date()
+    week_ago = today - timedelta(days=6)
+    html = client.get(f"/admin?from={week_ago}&to={today}", headers=AUTH).get_data(as_text=True)
+    assert "Previous 7 days" in html
+    assert figure(html, "previous_cancellations") == "0"
+    assert figure(html, "previous_lost_mrr") == "n/a"
+    assert "(+3)" in html

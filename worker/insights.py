@@ -65,6 +65,14 @@ class Filters:
         return (start is None or record.at >= start) and (end is None or record.at < end)
 
 
+def previous_period(filters: Filters) -> Filters | None:
+    """The period of the same length just before a closed one (None when a bound is open)."""
+    if not (filters.since and filters.until):
+        return None
+    length = filters.until - filters.since + timedelta(days=1)
+    return Filters(filters.membership_id, filters.since - length, filters.since - timedelta(days=1))
+
+
 def parse_filters(membership: str | None, since: str | None, until: str | None) -> Filters:
     """Filters from form or command-line text: dates as YYYY-MM-DD, blanks ignored."""
     result = Filters(
@@ -127,6 +135,22 @@ class Week:
 
 
 @dataclass(frozen=True)
+class MonthReasons:
+    """One calendar month (UTC) of answers: count per reason id, in the trend's order."""
+
+    month: date  # the 1st
+    counts: tuple[tuple[str, int], ...]
+
+    @property
+    def label(self) -> str:
+        return self.month.strftime("%b %Y")
+
+    @property
+    def total(self) -> int:
+        return sum(n for _, n in self.counts)
+
+
+@dataclass(frozen=True)
 class ReasonCount:
     id: str
     label: str
@@ -173,6 +197,7 @@ class Insights:
     rejoin_clicks: int = 0
     won_back_after_winback: int = 0
     recovered_mrr: Amounts = field(default_factory=dict)
+    months: list[MonthReasons] = field(default_factory=list)  # the reasons' trend
 
     @property
     def response_rate(self) -> float | None:
@@ -235,7 +260,40 @@ def compute(
         rejoin_clicks=sum(1 for e in winbacks if e.rejoin_clicked),
         won_back_after_winback=len(won),
         recovered_mrr=add_mrr(won),
+        months=monthly_reasons(answers, filters),
     )
+
+
+# The trend shows this many reasons (the most given) and folds the rest into "other".
+TREND_REASONS = 5
+TREND_OTHER = "_other"
+MAX_MONTHS = 36
+
+
+def monthly_reasons(answers: list[Entry], filters: Filters) -> list[MonthReasons]:
+    """Answers per reason per month of cancellation, zero months included, over the
+    filter's dates (or the data's span); the TREND_REASONS most given reasons by id, the
+    rest as TREND_OTHER."""
+    picked = [e for e in answers if e.feedback and e.feedback.reason]
+    days = [_day(e.cancellation.at) for e in picked]
+    first = filters.since or (min(days) if days else None)
+    last = filters.until or (max(days) if days else None)
+    if first is None or last is None:
+        return []
+    totals = Counter(e.feedback.reason for e in picked if e.feedback)
+    top = [rid for rid, _ in totals.most_common(TREND_REASONS)]
+    keys = top + ([TREND_OTHER] if len(totals) > len(top) else [])
+    per_month: dict[date, Counter[str]] = {}
+    for e, day in zip(picked, days, strict=True):
+        rid = e.feedback.reason if e.feedback and e.feedback.reason in top else TREND_OTHER
+        per_month.setdefault(day.replace(day=1), Counter())[rid] += 1
+    months = []
+    current, end = first.replace(day=1), last.replace(day=1)
+    while current <= end:
+        counts = per_month.get(current, Counter())
+        months.append(MonthReasons(current, tuple((k, counts[k]) for k in keys)))
+        current = (current + timedelta(days=32)).replace(day=1)
+    return months[-MAX_MONTHS:]
 
 
 def membership_losses(entries: list[Entry]) -> list[MembershipLoss]:
