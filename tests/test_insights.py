@@ -433,6 +433,7 @@ def test_previous_period_has_the_same_length():
         "3006", date(2026, 10, 2), date(2026, 10, 31)
     )
     assert previous_period(Filters(since=date(2026, 11, 1))) is None
+    assert previous_period(Filters(since=date(1000, 1, 1), until=date(2000, 1, 1))) is None
 
 
 def test_reasons_per_month_fold_the_rest_into_other():

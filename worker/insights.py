@@ -70,7 +70,11 @@ def previous_period(filters: Filters) -> Filters | None:
     if not (filters.since and filters.until):
         return None
     length = filters.until - filters.since + timedelta(days=1)
-    return Filters(filters.membership_id, filters.since - length, filters.since - timedelta(days=1))
+    try:
+        start = filters.since - length
+    except OverflowError:  # a period reaching back before year 1 has none before it
+        return None
+    return Filters(filters.membership_id, start, filters.since - timedelta(days=1))
 
 
 def parse_filters(membership: str | None, since: str | None, until: str | None) -> Filters:
