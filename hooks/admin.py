@@ -19,6 +19,7 @@ from worker.insights import (
     Filters,
     Insights,
     compute,
+    count_unsubscribes,
     export_rows,
     gather,
     parse_filters,
@@ -86,6 +87,8 @@ def dashboard() -> ResponseReturnValue:
     previous = _insights(before) if before else None
     reason = request.args.get("reason", "")
     shown = [c for c in insights.comments if not reason or c.reason_id == reason]
+    store = services.store
+    names = store.member_names(sorted({c.member_key for c in shown[:MAX_COMMENTS_SHOWN]}))
     return render_template(
         "admin.html",
         lang="en",
@@ -100,6 +103,8 @@ def dashboard() -> ResponseReturnValue:
         comment_reason=reason,
         comments_total=len(shown),
         comments=shown[:MAX_COMMENTS_SHOWN],
+        names=names,
+        unsubscribes=count_unsubscribes(store.suppressions(), filters),
         query=request.query_string.decode(),
     )
 

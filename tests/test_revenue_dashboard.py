@@ -181,3 +181,17 @@ def test_the_period_is_compared_with_the_one_before(seeded, client, stack):
     assert figure(html, "previous_cancellations") == "0"
     assert figure(html, "previous_lost_mrr") == "n/a"
     assert "(+3)" in html
+
+
+def test_comment_authors_by_name_and_unsubscribes_counted(seeded, client, outbox):
+    [winback] = [
+        m
+        for m in outbox()
+        if m["To"].addresses[0].addr_spec == "cy@example.com" and "List-Unsubscribe" in m
+    ]
+    url = winback["List-Unsubscribe"].strip("<>")
+    one_click = client.post(url[len(BASE_URL) :], data={"List-Unsubscribe": "One-Click"})
+    assert one_click.status_code == 200
+    html = client.get("/admin", headers=AUTH).get_data(as_text=True)
+    assert figure(html, "unsubscribes") == "1"
+    assert 'Jane Doe <a href="mailto:ana@example.com">ana@example.com</a>' in html

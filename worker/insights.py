@@ -14,7 +14,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from .reasons import Reason
-from .store import Cancellation, Feedback, SequenceOutcome, Store
+from .store import Cancellation, Feedback, SequenceOutcome, Store, Suppression
+
+UNSUBSCRIBED = "unsubscribed"  # the suppression reason the unsubscribe links write
 
 # More weeks than this in one chart says nothing more; the newest ones are kept.
 MAX_WEEKS = 260
@@ -63,6 +65,19 @@ class Filters:
             return False
         start, end = self.window()
         return (start is None or record.at >= start) and (end is None or record.at < end)
+
+
+def count_unsubscribes(suppressions: Iterable[Suppression], filters: Filters) -> int:
+    """Addresses that unsubscribed through an email's link in the filter's dates (the
+    suppression list knows no membership, so the membership filter does not apply)."""
+    start, end = filters.window()
+    return sum(
+        1
+        for s in suppressions
+        if s.reason == UNSUBSCRIBED
+        and (start is None or s.at >= start)
+        and (end is None or s.at < end)
+    )
 
 
 def previous_period(filters: Filters) -> Filters | None:
@@ -179,6 +194,7 @@ class Comment:
     membership: str
     text: str
     email: str = ""  # who wrote it ("" once erased); the owner's own member
+    member_key: str = ""  # to look up their name for the page
 
 
 @dataclass(frozen=True)
@@ -376,6 +392,7 @@ def comments(answers: list[Entry], labels: dict[str, str]) -> list[Comment]:
             membership=e.cancellation.membership_title or e.cancellation.membership_id,
             text=e.feedback.comment,
             email=e.email,
+            member_key=e.cancellation.member_key,
         )
         for e in answers
         if e.feedback and e.feedback.comment.strip()
