@@ -28,8 +28,7 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
-from .cancellations import gather
-from .insights import Amounts, Filters, Insights, compute
+from .insights import Amounts, Filters, Insights, compute, gather
 from .mail.message import OutgoingEmail
 from .render import format_money
 from .runtime import Runtime, runtime
