@@ -22,6 +22,7 @@ from .redis_server import RedisServer, free_port
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_ENV = "local.env"
 LOCK_FILE = "make-run.lock"
+LOCAL_POSTAL_ADDRESS = "Local test run (set FAREWELL_POSTAL_ADDRESS), nowhere"
 
 
 def read_procfile(path: Path = ROOT / "Procfile") -> dict[str, str]:
@@ -187,6 +188,10 @@ class Stack:
         env.setdefault("FAREWELL_BASE_URL", f"http://localhost:{self.port}")
         env.setdefault("FAREWELL_OUTBOX_DIR", str(self.var_dir / "outbox"))
         env.setdefault("FAREWELL_SPOOL_DIR", str(self.var_dir / "spool"))
+        # Marketing emails need one (CAN-SPAM). A placeholder only while mail stays on this
+        # machine: with a real transport the worker refuses to start without the owner's.
+        if env.get("FAREWELL_MAIL_TRANSPORT", "outbox") in ("outbox", "console"):
+            env.setdefault("FAREWELL_POSTAL_ADDRESS", LOCAL_POSTAL_ADDRESS)
         env["PORT"] = str(self.port)
         # Only this machine, unless the owner says otherwise (HOST=0.0.0.0 for a staging site).
         env.setdefault("HOST", "127.0.0.1")

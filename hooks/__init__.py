@@ -42,6 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         health,
         metrics,
         receiver,
+        rejoin,
         security,
         services,
         unsubscribe,
@@ -61,6 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(unsubscribe.bp)
     app.register_blueprint(admin_templates.bp)
     app.register_blueprint(feedback.bp)
+    app.register_blueprint(rejoin.bp)
     app.register_blueprint(admin.bp)
     connections.init_app(app, svc)
 

@@ -14,16 +14,33 @@ from flask import Blueprint, Response, current_app, render_template, request, ur
 from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
-from worker.insights import FilterError, Filters, compute, export_rows, gather, parse_filters
+from worker.insights import (
+    FilterError,
+    Filters,
+    Insights,
+    compute,
+    count_unsubscribes,
+    export_rows,
+    gather,
+    parse_filters,
+    previous_period,
+)
+from worker.render import format_money
 
 from .admin_auth import admin_required
-from .charts import share_bar, weekly_bars
+from .charts import reason_trend, share_bar, weekly_bars
 from .services import get_services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 MAX_COMMENTS_SHOWN = 200
 # The email template gallery (issue 5's blueprint), linked from the nav when installed.
 TEMPLATES_ENDPOINT = "admin_templates.gallery"
+
+
+@bp.app_template_filter("money")
+def _money(value: object, currency: str = "USD") -> str:
+    """'$1,234.56', '€20.00': the dashboard's amounts (Decimal in, text out)."""
+    return format_money(value, currency, "en")  # type: ignore[arg-type]
 
 
 @bp.context_processor
@@ -65,14 +82,13 @@ def dashboard() -> ResponseReturnValue:
             "admin.html", lang="en", form=form, memberships=memberships, error=str(exc)
         )
         return page, 400
-    settings = services.settings
-    insights = compute(
-        gather(services.store, filters),
-        filters,
-        services.reasons,
-        settings.default_locale,
-        settings.default_locale,
-    )
+    insights = _insights(filters)
+    before = previous_period(filters)
+    previous = _insights(before) if before else None
+    reason = request.args.get("reason", "")
+    shown = [c for c in insights.comments if not reason or c.reason_id == reason]
+    store = services.store
+    names = store.member_names(sorted({c.member_key for c in shown[:MAX_COMMENTS_SHOWN]}))
     return render_template(
         "admin.html",
         lang="en",
@@ -81,10 +97,22 @@ def dashboard() -> ResponseReturnValue:
         membership_title=dict(memberships).get(filters.membership_id, filters.membership_id),
         insights=insights,
         week_chart=weekly_bars(insights.weeks),
+        reason_chart=reason_trend(insights.months, {r.id: r.label for r in insights.reasons}),
         share_bar=share_bar,
-        comments=insights.comments[:MAX_COMMENTS_SHOWN],
+        previous=previous,
+        comment_reason=reason,
+        comments_total=len(shown),
+        comments=shown[:MAX_COMMENTS_SHOWN],
+        names=names,
+        unsubscribes=count_unsubscribes(store.suppressions(), filters),
         query=request.query_string.decode(),
     )
+
+
+def _insights(filters: Filters) -> Insights:
+    services = get_services()
+    locale = services.settings.default_locale
+    return compute(gather(services.store, filters), filters, services.reasons, locale, locale)
 
 
 @bp.get("/export.csv")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from markupsafe import Markup, escape
 
-from worker.insights import Week
+from worker.insights import TREND_OTHER, MonthReasons, Week
 
 WIDTH, HEIGHT = 720, 240
 LEFT, RIGHT, TOP, BOTTOM = 36, 8, 16, 28
@@ -89,3 +89,52 @@ def share_bar(share: float) -> Markup:
         '<rect class="track" width="100" height="8"/>'
         f'<rect class="bar" width="{width:.1f}" height="8"/></svg>'
     )
+
+
+ROW_H, BAR_H, LABEL_W, TREND_W = 26, 16, 70, 360
+
+
+def reason_trend(months: list[MonthReasons], labels: dict[str, str]) -> Markup:
+    """One stacked horizontal bar per month (a row each, so it stays readable at 375 px),
+    a segment per reason, with a legend. Colours by segment class (site.css)."""
+    keys = [k for k, _ in months[0].counts] if months else []
+    names = {k: labels.get(k, k) if k != TREND_OTHER else "Other reasons" for k in keys}
+    top = max([m.total for m in months] + [1])
+    height = ROW_H * len(months) + 8
+    summary = "; ".join(
+        f"{m.label}: " + (", ".join(f"{names[k]} {n}" for k, n in m.counts if n) or "none")
+        for m in months
+    )
+    parts = [
+        f'<svg class="chart trend" viewBox="0 0 {TREND_W} {height}" role="img" '
+        'aria-labelledby="chart-trend-title chart-trend-desc" xmlns="http://www.w3.org/2000/svg">',
+        '<title id="chart-trend-title">Reasons per month</title>',
+        f'<desc id="chart-trend-desc">{escape(summary)}.</desc>',
+    ]
+    plot = TREND_W - LABEL_W - 30
+    for row, month in enumerate(months):
+        y = 4 + row * ROW_H
+        parts.append(f'<text class="axis" x="0" y="{y + BAR_H - 3}">{escape(month.label)}</text>')
+        x = float(LABEL_W)
+        for i, (key, count) in enumerate(month.counts):
+            if not count:
+                continue
+            w = plot * count / top
+            parts.append(
+                f'<rect class="seg seg-{i}" x="{x:.1f}" y="{y}" width="{w:.1f}" height="{BAR_H}" '
+                f'data-month="{month.month.isoformat()}" data-reason="{escape(key)}" '
+                f'data-count="{count}"><title>{escape(f"{month.label}: {names[key]}, {count}")}'
+                "</title></rect>"
+            )
+            x += w
+        parts.append(
+            f'<text class="value" x="{x + 4:.1f}" y="{y + BAR_H - 3}">{month.total}</text>'
+        )
+    parts.append("</svg>")
+    legend = "".join(
+        f'<li><svg class="swatch" viewBox="0 0 10 10" aria-hidden="true" '
+        f'xmlns="http://www.w3.org/2000/svg"><rect class="seg seg-{i}" width="10" height="10"/>'
+        f"</svg> {escape(names[k])}</li>"
+        for i, k in enumerate(keys)
+    )
+    return Markup("".join(parts) + f'<ul class="legend">{legend}</ul>')  # noqa: S704

@@ -15,11 +15,13 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from worker.compliance import require_postal_address
 from worker.events import member_key
 from worker.playbook import PlaybookError, load_playbook
 from worker.privacy import mask_email
 from worker.reasons import load_reasons
 from worker.sequences import record_comeback, suppress_member
+from worker.settings import SettingsError
 
 from .services import get_services
 
@@ -40,6 +42,11 @@ def playbook_check(path: Path | None) -> None:
     except PlaybookError as exc:
         for line in exc.errors:
             click.echo(line, err=True)
+        raise SystemExit(1) from exc
+    try:
+        require_postal_address(settings, playbook)
+    except SettingsError as exc:
+        click.echo(str(exc), err=True)
         raise SystemExit(1) from exc
     plans = {"default": playbook.default} | {
         f"membership {mid}": steps for mid, steps in playbook.memberships.items()

@@ -1,9 +1,12 @@
 """`/feedback/<token>`: the one-page exit survey the feedback email links to.
 
 GET only shows the form (link scanners and mail previews fetch it; nothing is recorded).
-POST, with the page's CSRF token, records one answer per sequence (resubmitting replaces
-it), suppresses the address if the member asked for no more email, and redirects to a
-thank-you page.
+A reason clicked in the email is recorded by the page itself: static/feedback.js POSTs it
+to `/feedback/<token>/choice` with the session's CSRF token, only in a visible page after a
+person interacts with it or has had it in view for a moment (docs/http.md says why); without
+scripts the page's Confirm button sends the same answer. POST `/feedback/<token>` records
+one answer per sequence (resubmitting replaces it), suppresses the address if the member
+asked for no more email, and redirects to a thank-you page.
 """
 
 from __future__ import annotations
@@ -11,7 +14,16 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from itsdangerous import SignatureExpired
 from redis.exceptions import RedisError
@@ -25,7 +37,7 @@ from worker.store import Feedback, Sequence
 from worker.tokens import InvalidToken, Scope, read_token
 
 from .feedback_text import COMMENT_MAX, clean_comment, locale_from, text_for
-from .security import verify_csrf
+from .security import SURVEY_CSP, verify_csrf
 from .services import get_services
 
 log = logging.getLogger(__name__)
@@ -35,7 +47,10 @@ NO_EMAIL_REASON = "asked_no_email"
 
 def _text(locale: str) -> dict[str, str]:
     site = get_services().settings.site_name
-    return {k: v.format(site=site, max=COMMENT_MAX) for k, v in text_for(locale).items()}
+    return {
+        k: v.format(site=site, max=COMMENT_MAX, reason="{reason}")
+        for k, v in text_for(locale).items()
+    }
 
 
 def _error_page(key: str, status: int, locale: str | None = None) -> ResponseReturnValue:
@@ -72,6 +87,11 @@ def _sample_thanks(seq: Sequence) -> ResponseReturnValue:
     return render_template("feedback_thanks.html", lang=seq.locale, t=t, sample=True)
 
 
+def _labels(locale: str) -> dict[str, str]:
+    services = get_services()
+    return {r.id: r.label(locale, services.settings.default_locale) for r in services.reasons}
+
+
 def _form(
     token: str,
     seq: Sequence,
@@ -79,29 +99,32 @@ def _form(
     selected: str,
     comment: str = "",
     no_email: bool = False,
+    recorded: str = "",
     error: str | None = None,
     status: int = 200,
 ) -> ResponseReturnValue:
-    services = get_services()
-    choices = [
-        {"id": r.id, "label": r.label(seq.locale, services.settings.default_locale)}
-        for r in services.reasons
-    ]
+    labels = _labels(seq.locale)
     t = _text(seq.locale)
+    # A reason clicked in the email and not yet on record: the page's script records it,
+    # and without scripts the button says Confirm.
+    clicked = selected if selected and selected != recorded and not error else ""
     page = render_template(
         "feedback.html",
         lang=seq.locale,
         t=t,
         token=token,
-        choices=choices,
+        choices=[{"id": k, "label": v} for k, v in labels.items()],
         selected=selected,
+        clicked=clicked,
+        clicked_text=t["clicked"].replace("{reason}", labels[clicked]) if clicked else "",
+        noted_text=t["noted"].replace("{reason}", labels[recorded]) if recorded else "",
         comment=comment,
         no_email=no_email,
         comment_max=COMMENT_MAX,
         error=t[error] if error else None,
         sample=_is_sample(seq),
     )
-    return page, status
+    return page, status, {"Content-Security-Policy": SURVEY_CSP}
 
 
 @bp.errorhandler(RedisError)
@@ -120,6 +143,7 @@ def survey(token: str) -> ResponseReturnValue:
     prefill = {
         "comment": existing.comment if existing else "",
         "no_email": bool(existing and existing.no_email),
+        "recorded": previous,
     }
     if asked and asked not in known:
         return _form(token, seq, selected=previous, error="unknown_reason", status=400, **prefill)
@@ -166,6 +190,44 @@ def answer(token: str) -> ResponseReturnValue:
         ", asked for no more email" if no_email else "",
     )
     return redirect(url_for("feedback.thanks", token=token), 303)
+
+
+@bp.post("/feedback/<token>/choice")
+def choice(token: str) -> ResponseReturnValue:
+    """The reason a person clicked, recorded by the page's script (never by a GET): it
+    replaces the reason on record and keeps the comment and the no-email box as they are."""
+    seq = _open(token)
+    t = _text(seq.locale)
+    try:
+        verify_csrf()
+    except BadRequest:
+        return jsonify(error=t["expired_form"]), 400
+    reason = request.form.get("reason", "").strip()
+    labels = _labels(seq.locale)
+    if reason not in labels:
+        return jsonify(error=t["unknown_reason"]), 400
+    noted = t["noted"].replace("{reason}", labels[reason])
+    if _is_sample(seq):
+        return jsonify(reason=reason, noted=noted)  # a test email's page: recorded nowhere
+    services = get_services()
+    existing = services.store.load_feedback(seq.id)
+    if existing is None or existing.reason != reason:
+        feedback = Feedback(
+            seq.id,
+            reason,
+            existing.comment if existing else "",
+            bool(existing and existing.no_email),
+            time.time(),
+        )
+        first = services.store.save_feedback(feedback)
+        enqueue_answer(services.queue, services.settings, seq.id, feedback.at, updated=not first)
+        log.info(
+            "feedback %s for sequence %s by click: %s",
+            "recorded" if first else "updated",
+            seq.id,
+            reason,
+        )
+    return jsonify(reason=reason, noted=noted)
 
 
 @bp.get("/feedback/<token>/thanks")

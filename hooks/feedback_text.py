@@ -23,6 +23,10 @@ TEXT: dict[str, dict[str, str]] = {
         "comment_hint": "Up to {max} characters.",
         "no_email": "Please don't email me again.",
         "send": "Send",
+        "confirm": "Confirm",
+        "clicked": "You chose “{reason}”. Press Confirm to send it.",
+        "noted": "Noted: “{reason}”. Thank you. If you like, add a comment or tick the box "
+        "below and press Send.",
         "thanks_title": "Thank you",
         "thanks_heading": "Thank you, truly.",
         "thanks_body": "We have your answer. It helps us make {site} better.",
@@ -51,6 +55,10 @@ TEXT: dict[str, dict[str, str]] = {
         "comment_hint": "Até {max} caracteres.",
         "no_email": "Por favor, não me enviem mais e-mails.",
         "send": "Enviar",
+        "confirm": "Confirmar",
+        "clicked": "Você escolheu “{reason}”. Clique em Confirmar para enviar.",
+        "noted": "Anotado: “{reason}”. Obrigado. Se quiser, escreva um comentário ou marque "
+        "a caixa abaixo e clique em Enviar.",
         "thanks_title": "Obrigado",
         "thanks_heading": "Muito obrigado, de verdade.",
         "thanks_body": "Recebemos sua resposta. Ela nos ajuda a melhorar {site}.",

@@ -33,7 +33,7 @@ def format_report(insights: Insights, membership_title: str = "") -> str:
         f"Survey answered      {insights.answered} of {insights.asked} asked "
         f"({_pct(insights.response_rate)})",
         f"Won back             {insights.won_back} "
-        f"({_pct(insights.won_back_rate)} of cancellations)",
+        f"({_pct(insights.won_back_rate)} of {insights.winbacks_sent} win-backs sent)",
         f"Came back on own     {insights.came_back}",
         f"Asked for no email   {insights.no_email}",
         "",

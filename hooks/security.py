@@ -16,6 +16,10 @@ CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
+# The survey page alone runs a script: its own static file, which POSTs to its own origin.
+SURVEY_CSP = CSP.replace(
+    "default-src 'none';", "default-src 'none'; script-src 'self'; connect-src 'self';"
+)
 CSRF_FIELD = "csrf_token"
 # Machine endpoints: errors in JSON, and no session cookie.
 API_PATHS = ("/hooks/", "/healthz", "/metrics")

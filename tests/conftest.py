@@ -75,6 +75,7 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
         secret_key=SECRET_KEY,
         base_url=BASE_URL,
         site_name="Example Club",
+        postal_address="Example Club, 1 Main St, Springfield",
         mail_from="Ana at Example Club <ana@example.com>",
         memberpress_key=MEMBERPRESS_KEY,
         outbox_dir=tmp_path / "outbox",

@@ -179,6 +179,7 @@ class Cluster:
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             PYTHONUNBUFFERED="1",
             FAREWELL_SECRET_KEY=SECRET_KEY,
+            FAREWELL_POSTAL_ADDRESS="Example Club, 1 Main St, Springfield",
             FAREWELL_MEMBERPRESS_KEY=MEMBERPRESS_KEY,
             FAREWELL_BASE_URL="https://members.example.com",
             FAREWELL_MAIL_TRANSPORT="smtp",

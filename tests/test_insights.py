@@ -101,14 +101,16 @@ def test_figures_over_everything():
         "other": ("Something else", 0, 0.0),
         "retired_reason": ("retired_reason", 1, 0.333),  # history survives a removed reason
     }
-    assert [r.id for r in got.reasons][:3] == ["too_expensive", "not_using", "other"]
+    # Most answers first; ties keep the configured order.
+    assert [r.id for r in got.reasons] == ["too_expensive", "retired_reason", "not_using", "other"]
     assert [c.text for c in got.comments] == ["newer <b>", "older comment"]
 
 
 def test_labels_follow_the_locale():
     got = compute(ENTRIES, Filters(), REASONS, locale="pt_BR")
-    assert got.reasons[0].label == "Caro demais"
-    assert got.reasons[1].label == "Not using it"  # falls back to the default locale
+    labels = {r.id: r.label for r in got.reasons}
+    assert labels["too_expensive"] == "Caro demais"
+    assert labels["not_using"] == "Not using it"  # falls back to the default locale
 
 
 def test_filters_by_membership_and_dates():
@@ -367,7 +369,7 @@ def test_report_command_prints_the_same_figures(
     out = result.output
     assert re.search(r"^Cancellations\s+5$", out, re.M)
     assert re.search(r"^Survey answered\s+3 of 5 asked \(60%\)$", out, re.M)
-    assert re.search(r"^Won back\s+1 \(20% of cancellations\)$", out, re.M)
+    assert re.search(r"^Won back\s+1 \(25% of 4 win-backs sent\)$", out, re.M)
     assert re.search(r"^Came back on own\s+1$", out, re.M)
     assert re.search(r"It costs more than it's worth to me\s+2\s+67%\s+\[too_expensive\]", out)
     assert "Too pricey <script>alert(1)</script>" in out
@@ -422,3 +424,33 @@ def test_an_erased_member_still_counts_without_who_they_were(
     [row] = list(csv.DictReader(io.StringIO(export)))
     assert (row["email"], row["comment"], row["membership"]) == ("", "", "Gold Club")
     assert "jane" not in export.lower()
+
+
+def test_previous_period_has_the_same_length():
+    from worker.insights import previous_period
+
+    assert previous_period(Filters("3006", date(2026, 11, 1), date(2026, 11, 30))) == Filters(
+        "3006", date(2026, 10, 2), date(2026, 10, 31)
+    )
+    assert previous_period(Filters(since=date(2026, 11, 1))) is None
+    assert previous_period(Filters(since=date(1000, 1, 1), until=date(2000, 1, 1))) is None
+
+
+def test_reasons_per_month_fold_the_rest_into_other():
+    from worker.insights import TREND_OTHER, monthly_reasons
+
+    def answer(n: int, day: date, reason: str) -> Entry:
+        at = datetime(day.year, day.month, day.day, 12, tzinfo=UTC).timestamp()
+        c = Cancellation(f"e{n}", at, f"k{n}", "3006", "Gold", "memberpress", f"e{n}")
+        return Entry(c, SequenceOutcome(""), Feedback(f"e{n}", reason, "", False, at))
+
+    reasons = ["a", "a", "a", "b", "b", "c", "d", "e", "f"]
+    answers = [answer(i, date(2026, 9, 3), r) for i, r in enumerate(reasons)]
+    answers.append(answer(99, date(2026, 11, 20), "a"))
+    months = monthly_reasons(answers, Filters())
+    assert [m.month for m in months] == [date(2026, 9, 1), date(2026, 10, 1), date(2026, 11, 1)]
+    keys = [k for k, _ in months[0].counts]
+    assert keys[:2] == ["a", "b"] and keys[-1] == TREND_OTHER and len(keys) == 6
+    assert dict(months[0].counts)[TREND_OTHER] == 1  # the sixth reason
+    assert months[1].total == 0 and dict(months[2].counts)["a"] == 1
+    assert months[0].label == "Sep 2026"

@@ -36,6 +36,7 @@ def _env(tmp_path: Path, redis_url: str, **extra: str) -> dict[str, str]:
     env.update(
         REDIS_URL=redis_url,
         FAREWELL_SECRET_KEY=SECRET_KEY,
+        FAREWELL_POSTAL_ADDRESS="Example Club, 1 Main St, Springfield",
         FAREWELL_MEMBERPRESS_KEY=MEMBERPRESS_KEY,
         FAREWELL_OUTBOX_DIR=str(tmp_path / "outbox"),
         FAREWELL_SPOOL_DIR=str(tmp_path / "spool"),

@@ -142,6 +142,7 @@ def test_the_worker_refuses_to_start_on_an_allkeys_policy(server, tmp_path):
         **os.environ,
         "REDIS_URL": server.url,
         "FAREWELL_SECRET_KEY": SECRET_KEY,
+        "FAREWELL_POSTAL_ADDRESS": "Example Club, 1 Main St, Springfield",
         "FAREWELL_WORKER_PROCESSES": "1",
         "FAREWELL_OUTBOX_DIR": str(tmp_path / "outbox"),
     }

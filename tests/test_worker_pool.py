@@ -26,6 +26,7 @@ def _start(tmp_path: Path, redis_url: str, **extra: str) -> subprocess.Popen:
     env.update(
         REDIS_URL=redis_url,
         FAREWELL_SECRET_KEY=SECRET_KEY,
+        FAREWELL_POSTAL_ADDRESS="Example Club, 1 Main St, Springfield",
         FAREWELL_OUTBOX_DIR=str(tmp_path / "outbox"),
         FAREWELL_WORKER_PROCESSES="2",
     )

@@ -4,10 +4,18 @@ back by `worker.insights.gather` for the dashboard, the CSV export and
 
 from __future__ import annotations
 
+from typing import Any
+
 from .events import Event
 from .notify import enqueue_cancellation
+from .revenue import mrr_of
 from .runtime import runtime
 from .store import Cancellation
+
+
+def _revenue(event: Event, default_currency: str) -> dict[str, Any]:
+    money = mrr_of(event.source, event.raw, default_currency)
+    return {"mrr": money.amount, "currency": money.currency} if money else {}
 
 
 def note_cancellation(event: Event) -> bool:
@@ -25,6 +33,7 @@ def note_cancellation(event: Event) -> bool:
         membership_title=event.membership.title if event.membership else "",
         source=event.source,
         sequence_id=event.event_id,
+        **_revenue(event, rt.settings.currency),
     )
     if not rt.store.record_cancellation(record):
         return False

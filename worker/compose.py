@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode, urlsplit
 
 from .events import Member
@@ -12,7 +13,7 @@ from .reasons import Reason
 from .render import RenderedEmail, Renderer
 from .settings import Settings
 from .store import Sequence
-from .tokens import Scope, make_token
+from .tokens import RejoinLink, Scope, make_rejoin_token, make_token
 
 
 def links(settings: Settings, sequence_id: str) -> dict[str, str]:
@@ -24,6 +25,15 @@ def links(settings: Settings, sequence_id: str) -> dict[str, str]:
             f"{base}/unsubscribe/{make_token(secret, Scope.UNSUBSCRIBE, sequence_id)}"
         ),
     }
+
+
+def rejoin_link(settings: Settings, sequence_id: str, step_id: str, code: str | None) -> str:
+    """The win-back's button: Farewell's signed redirect, which records the click and
+    forwards to the playbook's rejoin page (hooks/rejoin.py)."""
+    token = make_rejoin_token(
+        settings.require_secret_key(), RejoinLink(sequence_id, step_id, code or "")
+    )
+    return f"{settings.base_url.rstrip('/')}/r/{token}"
 
 
 class UnsubscribeMissing(ValueError):
@@ -38,12 +48,15 @@ def template_context(
     reasons: list[Reason],
     offer: Offer = NO_OFFER,
     feedback_given: bool = False,
+    today: date | None = None,
 ) -> dict[str, object]:
     """Only plain values: templates never see settings, Redis or Python objects.
 
     `coupon` is the incentive's code (None: no incentive, or the pool ran out) and
-    `coupon_offer` its one-line description if the playbook gives one; `feedback_given`
-    says whether the member already answered the survey."""
+    `coupon_offer` its one-line description if the playbook gives one; `coupon_valid_until`
+    the last day it holds (the incentive's valid_days from `today`, the sending day);
+    `rejoin_url` the button to the membership's rejoin page (marketing steps whose
+    membership has one); `feedback_given` says whether the member already answered."""
     urls = links(settings, seq.id)
     sender_name = split_address(settings.mail_from)[0] or settings.site_name
     return {
@@ -55,6 +68,8 @@ def template_context(
         "sender_name": sender_name,
         "feedback_url": urls["feedback_url"],
         "unsubscribe_url": urls["unsubscribe_url"] if step.stream == "marketing" else None,
+        # CAN-SPAM: commercial mail shows the sender's postal address (worker/compliance.py).
+        "postal_address": settings.postal_address if step.stream == "marketing" else None,
         "reasons": [
             {
                 "id": r.id,
@@ -65,6 +80,16 @@ def template_context(
         ],
         "coupon": offer.coupon,
         "coupon_offer": offer.text if offer.coupon else None,
+        "coupon_valid_until": (
+            (today or datetime.now(UTC).date()) + timedelta(days=offer.valid_days)
+            if offer.coupon and offer.valid_days
+            else None
+        ),
+        "rejoin_url": (
+            rejoin_link(settings, seq.id, step.id, offer.coupon)
+            if offer.rejoin_url and step.stream == "marketing"
+            else None
+        ),
         "feedback_given": feedback_given,
     }
 

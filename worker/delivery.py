@@ -124,7 +124,12 @@ def _send_claimed(
     incentive = rt.playbook.incentive_for(seq.membership_id, step)
     try:
         offer = resolve_offer(
-            rt.store, incentive, seq.member_key, seq.locale, rt.settings.default_locale
+            rt.store,
+            incentive,
+            seq.member_key,
+            seq.locale,
+            rt.settings.default_locale,
+            rejoin_url=rt.playbook.rejoin_url_for(seq.membership_id),
         )
     except Exception:  # e.g. the pool file vanished: nothing was sent, let a retry send
         rt.store.release_send(sequence_id, step_id, owner)

@@ -24,31 +24,40 @@ class Offer:
     coupon: str | None = None
     text: str | None = None  # the incentive's one-line description, in the member's language
     skip_step: bool = False  # the pool is empty and the playbook says to send nothing
+    valid_days: int | None = None  # the code holds this many days after the email
+    rejoin_url: str | None = None  # the playbook's rejoin page (may hold {code})
 
 
 NO_OFFER = Offer()
 
 
 def resolve_offer(
-    store: Store, incentive: Incentive | None, member_key: str, locale: str, default_locale: str
+    store: Store,
+    incentive: Incentive | None,
+    member_key: str,
+    locale: str,
+    default_locale: str,
+    rejoin_url: str | None = None,
 ) -> Offer:
     if incentive is None:
-        return NO_OFFER
+        return Offer(rejoin_url=rejoin_url)
     text = incentive.offer_text(locale, default_locale)
     if incentive.code:
-        return Offer(coupon=incentive.code, text=text)
+        return Offer(
+            coupon=incentive.code, text=text, valid_days=incentive.valid_days, rejoin_url=rejoin_url
+        )
     assert incentive.pool is not None
     sync_pool(store, incentive)
     code = store.claim_pool_code(incentive.name, member_key)
     if code is not None:
-        return Offer(coupon=code, text=text)
+        return Offer(coupon=code, text=text, valid_days=incentive.valid_days, rejoin_url=rejoin_url)
     log.warning(
         "incentive %s: the pool %s is exhausted; %s",
         incentive.name,
         incentive.pool.name,
         "step skipped" if incentive.when_exhausted == "skip_step" else "sent without a code",
     )
-    return Offer(skip_step=incentive.when_exhausted == "skip_step")
+    return Offer(skip_step=incentive.when_exhausted == "skip_step", rejoin_url=rejoin_url)
 
 
 def sync_pool(store: Store, incentive: Incentive) -> int:

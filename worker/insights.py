@@ -11,9 +11,12 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 
 from .reasons import Reason
-from .store import Cancellation, Feedback, SequenceOutcome, Store
+from .store import Cancellation, Feedback, SequenceOutcome, Store, Suppression
+
+UNSUBSCRIBED = "unsubscribed"  # the suppression reason the unsubscribe links write
 
 # More weeks than this in one chart says nothing more; the newest ones are kept.
 MAX_WEEKS = 260
@@ -34,6 +37,10 @@ EXPORT_COLUMNS = (
     "no_email",
     "outcome",
     "came_back_at",
+    "mrr",
+    "currency",
+    "winback_sent",
+    "rejoin_clicked",
 )
 
 
@@ -60,6 +67,31 @@ class Filters:
         return (start is None or record.at >= start) and (end is None or record.at < end)
 
 
+def count_unsubscribes(suppressions: Iterable[Suppression], filters: Filters) -> int:
+    """Addresses that unsubscribed through an email's link in the filter's dates (the
+    suppression list knows no membership, so the membership filter does not apply)."""
+    start, end = filters.window()
+    return sum(
+        1
+        for s in suppressions
+        if s.reason == UNSUBSCRIBED
+        and (start is None or s.at >= start)
+        and (end is None or s.at < end)
+    )
+
+
+def previous_period(filters: Filters) -> Filters | None:
+    """The period of the same length just before a closed one (None when a bound is open)."""
+    if not (filters.since and filters.until):
+        return None
+    length = filters.until - filters.since + timedelta(days=1)
+    try:
+        start = filters.since - length
+    except OverflowError:  # a period reaching back before year 1 has none before it
+        return None
+    return Filters(filters.membership_id, start, filters.since - timedelta(days=1))
+
+
 def parse_filters(membership: str | None, since: str | None, until: str | None) -> Filters:
     """Filters from form or command-line text: dates as YYYY-MM-DD, blanks ignored."""
     result = Filters(
@@ -80,6 +112,7 @@ class Entry:
     sequence: SequenceOutcome | None  # None: no sequence started (cooldown) or erased
     feedback: Feedback | None
     email: str = ""  # "" once the member is erased
+    rejoin_clicked: bool = False  # the win-back's rejoin button was followed
 
     @property
     def asked(self) -> bool:
@@ -89,6 +122,24 @@ class Entry:
     @property
     def outcome(self) -> str:
         return self.sequence.outcome if self.sequence else ""
+
+    @property
+    def winback_sent(self) -> bool:
+        return bool(self.sequence and self.sequence.marketing_sent_at)
+
+
+# Money per currency: sums never mix currencies (no exchange rates here).
+Amounts = dict[str, Decimal]
+
+
+def add_mrr(entries: Iterable[Entry]) -> Amounts:
+    """The entries' lost MRR per currency, largest first; unknown MRR adds nothing."""
+    totals: Amounts = {}
+    for e in entries:
+        c = e.cancellation
+        if c.mrr is not None:
+            totals[c.currency] = totals.get(c.currency, Decimal(0)) + c.mrr
+    return dict(sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 @dataclass(frozen=True)
@@ -103,11 +154,36 @@ class Week:
 
 
 @dataclass(frozen=True)
+class MonthReasons:
+    """One calendar month (UTC) of answers: count per reason id, in the trend's order."""
+
+    month: date  # the 1st
+    counts: tuple[tuple[str, int], ...]
+
+    @property
+    def label(self) -> str:
+        return self.month.strftime("%b %Y")
+
+    @property
+    def total(self) -> int:
+        return sum(n for _, n in self.counts)
+
+
+@dataclass(frozen=True)
 class ReasonCount:
     id: str
     label: str
     count: int
     share: float  # of the answers that name a reason; 0.0 when there are none
+    mrr: Amounts = field(default_factory=dict)  # lost with the cancellations giving it
+
+
+@dataclass(frozen=True)
+class MembershipLoss:
+    id: str
+    title: str
+    count: int
+    mrr: Amounts
 
 
 @dataclass(frozen=True)
@@ -117,6 +193,8 @@ class Comment:
     reason_label: str
     membership: str
     text: str
+    email: str = ""  # who wrote it ("" once erased); the owner's own member
+    member_key: str = ""  # to look up their name for the page
 
 
 @dataclass(frozen=True)
@@ -131,6 +209,15 @@ class Insights:
     weeks: list[Week] = field(default_factory=list)
     reasons: list[ReasonCount] = field(default_factory=list)
     comments: list[Comment] = field(default_factory=list)
+    lost_mrr: Amounts = field(default_factory=dict)
+    mrr_unknown: int = 0  # cancellations whose source sent no usable price
+    memberships: list[MembershipLoss] = field(default_factory=list)
+    # The win-back funnel: emails sent, rejoin buttons followed, won back, MRR recovered.
+    winbacks_sent: int = 0
+    rejoin_clicks: int = 0
+    won_back_after_winback: int = 0
+    recovered_mrr: Amounts = field(default_factory=dict)
+    months: list[MonthReasons] = field(default_factory=list)  # the reasons' trend
 
     @property
     def response_rate(self) -> float | None:
@@ -138,7 +225,8 @@ class Insights:
 
     @property
     def won_back_rate(self) -> float | None:
-        return self.won_back / self.cancellations if self.cancellations else None
+        """Won back over win-back emails sent (not over all cancellations)."""
+        return self.won_back_after_winback / self.winbacks_sent if self.winbacks_sent else None
 
 
 def gather(store: Store, filters: Filters) -> list[Entry]:
@@ -149,12 +237,14 @@ def gather(store: Store, filters: Filters) -> list[Entry]:
     sequences = store.sequence_outcomes(seq_ids)
     answers = store.load_many_feedback(seq_ids)
     emails = store.member_emails(sorted({c.member_key for c in records}))
+    clicked = store.rejoin_clicked([sid for sid, s in sequences.items() if s.marketing_sent_at])
     return [
         Entry(
             cancellation=c,
             sequence=sequences.get(c.sequence_id),
             feedback=answers.get(c.sequence_id),
             email=emails.get(c.member_key, ""),
+            rejoin_clicked=c.sequence_id in clicked,
         )
         for c in records
     ]
@@ -170,6 +260,8 @@ def compute(
     chosen = [e for e in entries if filters.matches(e.cancellation)]
     answers = [e for e in chosen if e.feedback is not None]
     labels = reason_labels(reasons, locale, default_locale)
+    winbacks = [e for e in chosen if e.winback_sent]
+    won = [e for e in winbacks if e.outcome == "won_back"]
     return Insights(
         filters=filters,
         cancellations=len(chosen),
@@ -181,7 +273,67 @@ def compute(
         weeks=weekly(chosen, filters),
         reasons=reason_breakdown(answers, reasons, labels),
         comments=comments(answers, labels),
+        lost_mrr=add_mrr(chosen),
+        mrr_unknown=sum(1 for e in chosen if e.cancellation.mrr is None),
+        memberships=membership_losses(chosen),
+        winbacks_sent=len(winbacks),
+        rejoin_clicks=sum(1 for e in winbacks if e.rejoin_clicked),
+        won_back_after_winback=len(won),
+        recovered_mrr=add_mrr(won),
+        months=monthly_reasons(answers, filters),
     )
+
+
+# The trend shows this many reasons (the most given) and folds the rest into "other".
+TREND_REASONS = 5
+TREND_OTHER = "_other"
+MAX_MONTHS = 36
+
+
+def monthly_reasons(answers: list[Entry], filters: Filters) -> list[MonthReasons]:
+    """Answers per reason per month of cancellation, zero months included, over the
+    filter's dates (or the data's span); the TREND_REASONS most given reasons by id, the
+    rest as TREND_OTHER."""
+    picked = [e for e in answers if e.feedback and e.feedback.reason]
+    days = [_day(e.cancellation.at) for e in picked]
+    first = filters.since or (min(days) if days else None)
+    last = filters.until or (max(days) if days else None)
+    if first is None or last is None:
+        return []
+    totals = Counter(e.feedback.reason for e in picked if e.feedback)
+    top = [rid for rid, _ in totals.most_common(TREND_REASONS)]
+    keys = top + ([TREND_OTHER] if len(totals) > len(top) else [])
+    per_month: dict[date, Counter[str]] = {}
+    for e, day in zip(picked, days, strict=True):
+        rid = e.feedback.reason if e.feedback and e.feedback.reason in top else TREND_OTHER
+        per_month.setdefault(day.replace(day=1), Counter())[rid] += 1
+    months = []
+    current, end = first.replace(day=1), last.replace(day=1)
+    while current <= end:
+        counts = per_month.get(current, Counter())
+        months.append(MonthReasons(current, tuple((k, counts[k]) for k in keys)))
+        current = (current + timedelta(days=32)).replace(day=1)
+    return months[-MAX_MONTHS:]
+
+
+def membership_losses(entries: list[Entry]) -> list[MembershipLoss]:
+    """Cancellations and lost MRR per membership, most cancellations first."""
+    groups: dict[str, list[Entry]] = {}
+    for e in entries:
+        groups.setdefault(e.cancellation.membership_id, []).append(e)
+    found = [
+        MembershipLoss(
+            mid,
+            next(
+                (e.cancellation.membership_title for e in group if e.cancellation.membership_title),
+                mid,
+            ),
+            len(group),
+            add_mrr(group),
+        )
+        for mid, group in groups.items()
+    ]
+    return sorted(found, key=lambda m: (-m.count, m.title.lower()))
 
 
 def reason_labels(reasons: list[Reason], locale: str, default_locale: str = "en") -> dict[str, str]:
@@ -211,15 +363,23 @@ def weekly(entries: list[Entry], filters: Filters) -> list[Week]:
 def reason_breakdown(
     answers: list[Entry], reasons: list[Reason], labels: dict[str, str]
 ) -> list[ReasonCount]:
-    """Every configured reason in its configured order (zeros included), then any stored
-    id no longer configured, so history never disappears from view."""
+    """Every configured reason (zeros included), then any stored id no longer configured,
+    so history never disappears from view; most answers first, ties in configured order.
+    Each with the MRR lost with the cancellations that gave it."""
     counts = Counter(e.feedback.reason for e in answers if e.feedback and e.feedback.reason)
     total = sum(counts.values())
     ids = [r.id for r in reasons] + sorted(set(counts) - {r.id for r in reasons})
-    return [
-        ReasonCount(rid, labels.get(rid, rid), counts[rid], counts[rid] / total if total else 0.0)
+    found = [
+        ReasonCount(
+            rid,
+            labels.get(rid, rid),
+            counts[rid],
+            counts[rid] / total if total else 0.0,
+            add_mrr(e for e in answers if e.feedback and e.feedback.reason == rid),
+        )
         for rid in ids
     ]
+    return sorted(found, key=lambda r: -r.count)  # stable: ties keep the configured order
 
 
 def comments(answers: list[Entry], labels: dict[str, str]) -> list[Comment]:
@@ -231,6 +391,8 @@ def comments(answers: list[Entry], labels: dict[str, str]) -> list[Comment]:
             reason_label=labels.get(e.feedback.reason, e.feedback.reason),
             membership=e.cancellation.membership_title or e.cancellation.membership_id,
             text=e.feedback.comment,
+            email=e.email,
+            member_key=e.cancellation.member_key,
         )
         for e in answers
         if e.feedback and e.feedback.comment.strip()
@@ -269,6 +431,10 @@ def export_rows(
             ("yes" if fb.no_email else "no") if fb else "",
             e.outcome,
             _iso(seq.came_back_at) if seq and seq.came_back_at else "",
+            str(c.mrr) if c.mrr is not None else "",
+            c.currency if c.mrr is not None else "",
+            "yes" if e.winback_sent else "no",
+            "yes" if e.rejoin_clicked else "no",
         ]
         yield [csv_safe(cell) for cell in row]
 

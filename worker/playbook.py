@@ -59,8 +59,10 @@ _STEP_KEYS = {
 # The step that asks why the member left. Playbooks written before `only_if_no_reason`
 # existed had that rule built in for it: it still holds for them when the key is absent.
 ASKS_WHY_TEMPLATE = "feedback_request"
-_INCENTIVE_KEYS = {"code", "pool", "when_exhausted", "offer"}
-_MEMBERSHIP_KEYS = {"steps", "incentive", "locale"}
+_INCENTIVE_KEYS = {"code", "pool", "when_exhausted", "offer", "valid_days"}
+_MEMBERSHIP_KEYS = {"steps", "incentive", "locale", "rejoin_url"}
+_DEFAULT_KEYS = {"steps", "rejoin_url"}
+CODE_PLACEHOLDER = "{code}"  # the one placeholder a rejoin_url may hold
 
 
 class PlaybookError(ValueError):
@@ -98,6 +100,7 @@ class Incentive:
     pool: Path | None = None  # or a file of single-use codes, one per member
     when_exhausted: str = "send_without"
     offer: dict[str, str] = field(default_factory=dict)  # locale -> one line describing it
+    valid_days: int | None = None  # the offer holds this many days after the email is sent
 
     def offer_text(self, locale: str, default_locale: str = "en") -> str | None:
         return self.offer.get(locale) or self.offer.get(default_locale) or None
@@ -112,6 +115,9 @@ class Playbook:
     # membership -> the language of its emails, for sources that do not tell the member's
     # (MemberPress sends no locale): a bilingual site sells one membership per language.
     membership_locales: dict[str, str] = field(default_factory=dict)
+    # membership -> where a member rejoins (may hold {code}); "" is [default]'s, the site's
+    # plain rejoin page, also used for memberships without their own.
+    rejoin_urls: dict[str, str] = field(default_factory=dict)
 
     def steps_for(self, membership_id: str | None) -> tuple[Step, ...]:
         return self.memberships.get(membership_id or "", self.default)
@@ -121,6 +127,10 @@ class Playbook:
 
     def locale_for(self, membership_id: str | None) -> str | None:
         return self.membership_locales.get(membership_id or "")
+
+    def rejoin_url_for(self, membership_id: str | None) -> str | None:
+        """The membership's rejoin page, else the site's plain one, else None."""
+        return self.rejoin_urls.get(membership_id or "") or self.rejoin_urls.get("") or None
 
     def incentive_for(self, membership_id: str | None, step: Step) -> Incentive | None:
         """The incentive a step offers this membership, or None."""
@@ -193,6 +203,16 @@ class _Checker:
             default: tuple[Step, ...] = ()
         else:
             default = self.steps("default", data["default"], incentives)
+        rejoin_urls: dict[str, str] = {}
+        if isinstance(data.get("default"), dict):
+            for key in sorted(set(data["default"]) - _DEFAULT_KEYS):
+                self.error("[default]", f"unknown key {key!r} (expected steps, rejoin_url)")
+            if "rejoin_url" in data["default"]:
+                url = self.rejoin_url("[default]", data["default"]["rejoin_url"])
+                if url and CODE_PLACEHOLDER in url:
+                    self.error("[default]", "rejoin_url is the plain rejoin page: no {code}")
+                elif url:
+                    rejoin_urls[""] = url
         memberships: dict[str, tuple[Step, ...]] = {}
         membership_incentives: dict[str, str] = {}
         membership_locales: dict[str, str] = {}
@@ -206,7 +226,13 @@ class _Checker:
                 self.error(where, "must be a table")
                 continue
             for key in set(table) - _MEMBERSHIP_KEYS:
-                self.error(where, f"unknown key {key!r} (expected steps, incentive, locale)")
+                self.error(
+                    where, f"unknown key {key!r} (expected steps, incentive, locale, rejoin_url)"
+                )
+            if "rejoin_url" in table:
+                url = self.rejoin_url(where, table["rejoin_url"])
+                if url:
+                    rejoin_urls[str(mid)] = url
             if "locale" in table:
                 raw = table["locale"]
                 locale = normalize_locale(raw) if isinstance(raw, str) else None
@@ -228,7 +254,20 @@ class _Checker:
             incentives=incentives,
             membership_incentives=membership_incentives,
             membership_locales=membership_locales,
+            rejoin_urls=rejoin_urls,
         )
+
+    def rejoin_url(self, where: str, raw: Any) -> str | None:
+        """An absolute http(s) URL whose only placeholder is {code}."""
+        if not isinstance(raw, str) or not raw.startswith(("https://", "http://")):
+            self.error(where, f"rejoin_url {raw!r} must be an https:// URL")
+            return None
+        if any(ch in raw.replace(CODE_PLACEHOLDER, "") for ch in "{}") or any(
+            ch.isspace() for ch in raw
+        ):
+            self.error(where, f"rejoin_url {raw!r}: no spaces; {{code}} is its one placeholder")
+            return None
+        return raw
 
     def incentives(self, raw: Any) -> dict[str, Incentive]:
         if not isinstance(raw, dict):
@@ -244,7 +283,10 @@ class _Checker:
                 self.error(where, "must be a table with `code` or `pool`")
                 continue
             for key in set(table) - _INCENTIVE_KEYS:
-                self.error(where, f"unknown key {key!r} (expected code, pool, when_exhausted)")
+                self.error(
+                    where,
+                    f"unknown key {key!r} (expected code, pool, when_exhausted, offer, valid_days)",
+                )
             code, pool = table.get("code", ""), table.get("pool")
             if bool(code) == bool(pool):
                 self.error(where, "needs exactly one of `code` (a fixed code) or `pool` (a file)")
@@ -268,8 +310,19 @@ class _Checker:
             if not isinstance(offer, dict) or not all(isinstance(v, str) for v in offer.values()):
                 self.error(where, '`offer` must be text or a table like { en = "..." }')
                 continue
+            valid_days = table.get("valid_days")
+            if valid_days is not None and (
+                isinstance(valid_days, bool) or not isinstance(valid_days, int) or valid_days < 1
+            ):
+                self.error(where, "valid_days must be a whole number of days, 1 or more")
+                continue
             result[name] = Incentive(
-                name=name, code=code, pool=pool_path, when_exhausted=when, offer=dict(offer)
+                name=name,
+                code=code,
+                pool=pool_path,
+                when_exhausted=when,
+                offer=dict(offer),
+                valid_days=valid_days,
             )
         return result
 

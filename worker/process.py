@@ -21,11 +21,13 @@ import re
 import signal
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from redis.exceptions import RedisError
 from rq.job import Job
 
-from . import batch, liveness, logs, pool, retention, rq_seam
+from . import batch, digest, liveness, logs, pool, retention, rq_seam
+from .compliance import require_postal_address
 from .intake import requeue_stale
 from .mail.errors import MailConfigError
 from .playbook import PlaybookError
@@ -97,6 +99,7 @@ def preflight() -> None:
     rt = runtime()
     rt.settings.require_secret_key()
     rt.playbook  # noqa: B018 - loads and validates
+    require_postal_address(rt.settings, rt.playbook)
     rt.reasons  # noqa: B018
     rt.transport  # noqa: B018
     rt.renderer  # noqa: B018
@@ -182,6 +185,7 @@ def main() -> int:
                 worker.stop_before_work()
             try:
                 liveness.beat(rt.queue.connection, worker.name)
+                digest.ensure_scheduled(rt.queue, rt.settings, datetime.now(UTC))
                 worker.work(with_scheduler=True)
             except RedisError as exc:
                 log.warning("worker lost Redis (%s)", type(exc).__name__)

@@ -9,6 +9,7 @@ huge string fails with `RenderLimitError` instead of hanging a worker or eating 
 
 from __future__ import annotations
 
+import html as html_escape
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -140,8 +141,9 @@ def _money_filter(
 
 
 def one_line(value: str) -> str:
-    """Subjects and preheaders are header-like: never let a newline through."""
-    return re.sub(r"\s+", " ", value).strip()
+    """Subjects and preheaders are header-like text: never let a newline through, and undo
+    the HTML escaping of the .html template they live in ("Tom & Jerry", not `&amp;`)."""
+    return re.sub(r"\s+", " ", html_escape.unescape(value)).strip()
 
 
 # --- plain data -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ sample data gets exactly the variables it will get in production. Pure.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import date, timedelta
 
 from .compose import compose, template_context
 from .events import Member
@@ -24,9 +24,11 @@ SAMPLE_EMAIL = "maria.silva@example.com"
 SAMPLE_MEMBERSHIP_TITLE = "Gold Club"
 SAMPLE_COUPON = "COMEBACK20"
 SAMPLE_OFFER = "20% off your first three months"
+SAMPLE_REJOIN_URL = "https://example.com/r/sample-rejoin-link"  # stands in for the redirect
 SAMPLE_POOL_CODE = "SAMPLE-CODE-0001"  # stands in for a single-use code from a pool
 # Links in samples must look real, so they are signed even without a configured secret.
 _SAMPLE_SECRET = "sample-secret-for-template-previews"  # noqa: S105 - not a real secret
+_SAMPLE_POSTAL_ADDRESS = "1 Sample Street, Springfield"
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,26 @@ FULL = Variant(
     "Maria",
     "Silva",
     "2026-12-31T23:59:59+00:00",
-    (("coupon", SAMPLE_COUPON), ("coupon_offer", SAMPLE_OFFER), ("feedback_given", False)),
+    (
+        ("coupon", SAMPLE_COUPON),
+        ("coupon_offer", SAMPLE_OFFER),
+        ("coupon_valid_until", date(2027, 1, 31)),
+        ("rejoin_url", SAMPLE_REJOIN_URL),
+        ("feedback_given", False),
+    ),
 )
-SPARSE = Variant("sparse", "", "", "", (("coupon", None), ("feedback_given", True)))
+SPARSE = Variant(
+    "sparse",
+    "",
+    "",
+    "",
+    (
+        ("coupon", None),
+        ("coupon_valid_until", None),
+        ("rejoin_url", None),
+        ("feedback_given", True),
+    ),
+)
 VARIANTS = (FULL, SPARSE)
 
 
@@ -86,9 +105,11 @@ def sample_offer(
 
 
 def _sample_settings(settings: Settings) -> Settings:
-    if len(settings.secret_key) >= 16:
-        return settings
-    return replace(settings, secret_key=_SAMPLE_SECRET)
+    if len(settings.secret_key) < 16:
+        settings = replace(settings, secret_key=_SAMPLE_SECRET)
+    if not settings.postal_address:
+        settings = replace(settings, postal_address=_SAMPLE_POSTAL_ADDRESS)
+    return settings
 
 
 def sample_sequence(locale: str, membership_id: str | None, variant: Variant = FULL) -> Sequence:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,6 +23,7 @@ DEFAULT_QUEUE = "farewell"
 # Generous: a cancellation wave from one WordPress site (one IP) is ~tens per second at worst.
 DEFAULT_RATE_LIMIT = "300/60"
 SUPPORTED_LOCALES = ("en", "pt_BR")
+DIGEST_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 # Guessable secrets have floors (README "Security"): MemberPress generates 10-character keys;
 # the Standard Webhooks spec asks for a 24-byte key at least.
 MIN_ADMIN_PASSWORD = 12
@@ -69,6 +71,16 @@ class Settings:
     secret_key: str = ""
     base_url: str = "http://localhost:5000"
     site_name: str = "our community"
+    # The sender's postal address, shown in every marketing email's footer (CAN-SPAM);
+    # required while the playbook has a marketing step (worker/compliance.py).
+    postal_address: str = ""
+    # Revenue of sources that send no currency (MemberPress, PMPro), ISO 4217.
+    currency: str = "USD"
+    # The owner's weekly digest (worker/digest.py): off while digest_to is empty.
+    digest_to: str = ""
+    digest_day: str = "monday"
+    digest_hour: int = 8
+    timezone: str = "UTC"  # IANA name, e.g. America/Sao_Paulo
     default_locale: str = "en"
     queue_name: str = DEFAULT_QUEUE
 
@@ -190,6 +202,31 @@ class Settings:
             )
         if not self.base_url.startswith(("http://", "https://")):
             raise SettingsError("FAREWELL_BASE_URL must start with https:// (or http:// locally)")
+        if not (len(self.currency) == 3 and self.currency.isalpha()):
+            raise SettingsError(
+                f"FAREWELL_CURRENCY must be a 3-letter ISO 4217 code like USD, "
+                f"not {self.currency!r}"
+            )
+        if self.digest_day not in DIGEST_DAYS:
+            raise SettingsError(
+                f"FAREWELL_DIGEST_DAY must be one of {', '.join(DIGEST_DAYS)}, "
+                f"not {self.digest_day!r}"
+            )
+        if not 0 <= self.digest_hour <= 23:
+            raise SettingsError("FAREWELL_DIGEST_HOUR must be an hour from 0 to 23")
+        if self.digest_to and (
+            "@" not in self.digest_to or any(c.isspace() for c in self.digest_to)
+        ):
+            raise SettingsError(
+                f"FAREWELL_DIGEST_TO must be one email address, not {self.digest_to!r}"
+            )
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                f"FAREWELL_TIMEZONE must be an IANA time zone like America/Sao_Paulo, "
+                f"not {self.timezone!r}"
+            ) from None
         if self.max_body_bytes <= 0:
             raise SettingsError("FAREWELL_MAX_BODY_BYTES must be positive")
         if self.stripe_secret and not self.stripe_api_key:

@@ -51,6 +51,7 @@ from .keys import (
     ping_key,
     pool_key,
     ratelimit_key,
+    rejoin_key,
     scheduler_lock_key,
     send_claim_key,
     sequence_claims_key,
@@ -68,6 +69,7 @@ from .records import (
     SequenceOutcome,
     Suppression,
 )
+from .rejoins import Rejoins
 from .scripts import Claimed, Scripts
 from .sends import CLAIM_TAKEOVER_AFTER, HeldClaim, Phase, SendClaim, Sends
 from .sequences import Sequences
@@ -122,6 +124,7 @@ __all__ = [
     "ping_key",
     "pool_key",
     "ratelimit_key",
+    "rejoin_key",
     "scheduler_lock_key",
     "send_claim_key",
     "sequence_claims_key",
@@ -135,6 +138,7 @@ class Store(
     Sequences,
     Sends,
     Feedbacks,
+    Rejoins,
     Insights,
     Suppressions,
     Pools,

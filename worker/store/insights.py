@@ -32,6 +32,8 @@ class Insights:
                 "membership_title": record.membership_title,
                 "source": record.source,
                 "sequence_id": record.sequence_id,
+                "mrr": str(record.mrr) if record.mrr is not None else "",
+                "currency": record.currency,
             },
         )
         pipe.zadd(CANCELLATIONS_KEY, {record.event_id: record.at})
@@ -75,10 +77,16 @@ class Insights:
         """How each existing sequence ended, reading only those fields (sequences are big)."""
         pipe = self.redis.pipeline(transaction=False)
         for sid in sequence_ids:
-            pipe.hmget(sequence_key(sid), ["locale", "outcome", "came_back_at"])
+            pipe.hmget(
+                sequence_key(sid), ["locale", "outcome", "came_back_at", "marketing_sent_at"]
+            )
         return {
-            sid: SequenceOutcome(outcome or "", float(came_back_at) if came_back_at else None)
-            for sid, (locale, outcome, came_back_at) in zip(
+            sid: SequenceOutcome(
+                outcome or "",
+                float(came_back_at) if came_back_at else None,
+                float(marketing_sent_at) if marketing_sent_at else None,
+            )
+            for sid, (locale, outcome, came_back_at, marketing_sent_at) in zip(
                 sequence_ids, pipe.execute(), strict=True
             )
             if locale is not None

@@ -28,10 +28,12 @@ Layout (all under the `farewell:` prefix):
                                writes a bare `sending` / `committing` (see sends.py)
     sendlog                    stream of sends (capped at SENDLOG_MAXLEN)
     feedback:{sequence_id}     hash: reason, comment, no_email ("1" | "0"), at
+    rejoin:{sequence_id}       hash step -> when its rejoin button was first followed
+                               (the win-back funnel; no personal data)
     suppressed                 hash address-hash -> JSON {reason, at, hint}: never mail these
     cancellations              zset event_id -> occurred_at: every cancellation, for insights
     cancellation:{event_id}    hash: member_key, at, membership_id, membership_title, source,
-                               sequence_id
+                               sequence_id, mrr (decimal text, "" unknown), currency
     cancellations:memberships  hash membership id -> latest title (the dashboard's filter)
     cancellations:membership:{id}  zset event_id -> occurred_at, one membership's records
     pool:{name}:available      list of single-use codes not yet handed out
@@ -64,8 +66,9 @@ Layout (all under the `farewell:` prefix):
 
 The web side writes `dedupe`, `event` and `pending` (and `substate`) together with the RQ
 job that handles the event (in one Lua call), plus `suppressed` (unsubscribe page, the
-survey's "don't email me", `suppress` commands), `feedback` (survey page), sequence stops
-(`member resume`), `ping`, `metrics` and `ratelimit`; the worker owns the rest.
+survey's "don't email me", `suppress` commands), `feedback` (survey page), `rejoin` (the
+rejoin redirect), sequence stops (`member resume`), `ping`, `metrics` and `ratelimit`; the
+worker owns the rest.
 """
 
 from __future__ import annotations
@@ -151,6 +154,10 @@ def send_claim_key(sequence_id: str, step: str) -> str:
 
 def feedback_key(sequence_id: str) -> str:
     return f"{PREFIX}feedback:{sequence_id}"
+
+
+def rejoin_key(sequence_id: str) -> str:
+    return f"{PREFIX}rejoin:{sequence_id}"
 
 
 def cancellation_key(event_id: str) -> str:

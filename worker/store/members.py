@@ -67,6 +67,17 @@ class Members:
             pipe.hget(member_hash_key(key), "email")
         return {key: email for key, email in zip(member_keys, pipe.execute(), strict=True) if email}
 
+    def member_names(self, member_keys: list[str]) -> dict[str, str]:
+        """ "First Last" per member key, where the member gave a name (erased: absent)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in member_keys:
+            pipe.hmget(member_hash_key(key), ["first_name", "last_name"])
+        return {
+            key: name
+            for key, parts in zip(member_keys, pipe.execute(), strict=True)
+            if (name := " ".join(p for p in parts if p).strip())
+        }
+
     def erase_member(self, key: str) -> int:
         """Delete everything stored about a member except the suppression entry (keyed by a
         hash of the address), whose masked-address hint is dropped. Returns keys deleted."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 from ..events import Member
 
@@ -95,6 +96,7 @@ class SendChecks:
 class SequenceOutcome:
     outcome: str  # "" | "came_back" | "won_back", as on Sequence
     came_back_at: float | None = None
+    marketing_sent_at: float | None = None  # a win-back (marketing) email went out
 
 
 @dataclass(frozen=True)
@@ -109,9 +111,14 @@ class Cancellation:
     membership_title: str
     source: str
     sequence_id: str  # == event_id; the sequence may not exist (cooldown, erased)
+    # Monthly revenue lost, as the source stated it (worker/revenue.py); None: unknown.
+    # A money aggregate, not personal data: it may outlive the member's erasure.
+    mrr: Decimal | None = None
+    currency: str = ""
 
     @classmethod
     def from_hash(cls, event_id: str, data: Mapping[str, str]) -> Cancellation:
+        mrr = data.get("mrr", "")
         return cls(
             event_id=event_id,
             at=float(data["at"]),
@@ -120,6 +127,8 @@ class Cancellation:
             membership_title=data.get("membership_title", ""),
             source=data.get("source", ""),
             sequence_id=data.get("sequence_id", event_id),
+            mrr=Decimal(mrr) if mrr else None,
+            currency=data.get("currency", ""),
         )
 
 
