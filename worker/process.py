@@ -98,10 +98,10 @@ def preflight() -> None:
     """Fail at start-up, not on the first cancellation."""
     rt = runtime()
     rt.settings.require_secret_key()
+    rt.transport  # noqa: B018 - the settings' own errors first (an unknown transport, say)
     rt.playbook  # noqa: B018 - loads and validates
     require_postal_address(rt.settings, rt.playbook)
     rt.reasons  # noqa: B018
-    rt.transport  # noqa: B018
     rt.renderer  # noqa: B018
     # Render every email with sample data: a broken template must stop the start, not a send.
     require_valid_templates(rt.settings, rt.playbook, rt.reasons)
