@@ -35,6 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from . import (
         admin,
         admin_templates,
+        body_limit,
         bounces,
         cli,
         connections,
@@ -48,6 +49,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         unsubscribe,
     )
 
+    # Chunked bodies get the size limit too; SendGrid's endpoint allows more than the rest.
+    largest = max(settings.max_body_bytes, bounces.SENDGRID_MAX_BODY)
+    app.wsgi_app = body_limit.FramedBody(app.wsgi_app, largest)  # type: ignore[method-assign]
     svc = services.init_app(app, settings)
     # Refuse to run on a Redis that would evict our data (worker/redis_policy.py).
     check_at_start(svc.store.redis, settings.allow_evicting_redis)

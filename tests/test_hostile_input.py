@@ -6,6 +6,7 @@ for what is not used."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import string
@@ -104,6 +105,84 @@ def test_a_huge_body_is_413_and_nothing_is_stored(settings, runtime):
     assert response.status_code == 413
     assert "larger than 4096 bytes" in json_of(response)["error"]
     assert stored_keys(runtime.store.redis) == []
+
+
+LIMIT = 4096
+# What gunicorn gives the app for `Transfer-Encoding: chunked`: no Content-Length, and a
+# stream the server ends itself.
+CHUNKED = {"wsgi.input_terminated": True}
+
+
+def _chunked_post(client, path: str, body: bytes, headers: dict[str, str], content_type: str):
+    return client.post(
+        path,
+        input_stream=io.BytesIO(body),
+        content_type=content_type,
+        headers={**headers, "Transfer-Encoding": "chunked"},
+        environ_overrides=CHUNKED,
+    )
+
+
+def _padded_cancellation(size: int) -> bytes:
+    body = payloads.body(payloads.memberpress(member_id=77, subscription_id="770"))
+    return body + b" " * (size - len(body))
+
+
+@pytest.fixture
+def small_app(settings, runtime):
+    return create_app(
+        {
+            "TESTING": True,
+            "SETTINGS": replace(settings, max_body_bytes=LIMIT, postmark_webhook_key="pm-key-1"),
+        }
+    )
+
+
+def test_a_chunked_body_of_exactly_the_limit_is_accepted(small_app, runtime):
+    body = _padded_cancellation(LIMIT)
+    response = _chunked_post(
+        small_app.test_client(), "/hooks/memberpress", body, HEADERS, "application/json"
+    )
+    assert response.status_code == 202, response.get_data()
+
+
+@pytest.mark.parametrize("junk", [1, 16 * 1024, 600 * 1024])
+def test_a_chunked_body_over_the_limit_is_413_and_nothing_is_stored(small_app, runtime, junk):
+    # A valid cancellation up to the limit, then junk: never cut short and accepted.
+    body = _padded_cancellation(LIMIT) + b"x" * junk
+    response = _chunked_post(
+        small_app.test_client(), "/hooks/memberpress", body, HEADERS, "application/json"
+    )
+    assert response.status_code == 413
+    assert "larger than 4096 bytes" in json_of(response)["error"]
+    assert stored_keys(runtime.store.redis) == []
+
+
+def test_a_chunked_bounce_body_over_the_limit_is_413(small_app, runtime):
+    bounce = json.dumps({"RecordType": "Bounce", "Type": "HardBounce", "Email": "a@b.co"})
+    body = bounce.encode() + b" " * (LIMIT + 100)
+    response = _chunked_post(
+        small_app.test_client(),
+        "/hooks/postmark-bounce?key=pm-key-1",
+        body,
+        {},
+        "application/json",
+    )
+    assert response.status_code == 413
+    assert stored_keys(runtime.store.redis) == []
+
+
+def test_a_chunked_form_over_the_limit_is_413(small_app):
+    # Forms (one-click unsubscribe, feedback, admin) are read through the same limit.
+    body = b"List-Unsubscribe=One-Click&pad=" + b"x" * LIMIT
+    response = _chunked_post(
+        small_app.test_client(),
+        "/unsubscribe/not-a-token",
+        body,
+        {},
+        "application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 413
 
 
 def test_a_name_with_markup_and_unicode_is_stored_as_plain_text(client, runtime):
