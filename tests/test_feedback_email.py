@@ -281,3 +281,13 @@ def test_subjects_are_plain_text_and_the_html_stays_escaped(
         assert name in text
         assert 'D\'Arcy &amp; &lt;Jo&gt; "Q"' in html  # as the CSS inliner serializes it
         assert "<Jo>" not in html
+
+
+def test_a_name_that_looks_like_an_encoded_word_is_shown_as_written(post_hook, work, outbox):
+    evil = "=?utf-8?q?evil=40attacker.test?="
+    post_hook.memberpress(payloads.memberpress(first_name=evil, last_name="Doe"))
+    work()
+    [message] = outbox()  # read with the email package's default policy
+    [to] = message["To"].addresses
+    assert (to.display_name, to.addr_spec) == (f"{evil} Doe", "jane.doe@example.com")
+    assert message["Subject"] == f"Thank you, {evil} — may we ask one thing?"

@@ -4,6 +4,8 @@ WooCommerce Subscriptions and PMPro's Zapier add-on really send them."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -230,6 +232,20 @@ def test_a_non_ascii_address_on_smtp_is_recorded_unsendable(
     assert smtp_server.sink.envelopes == []
     entry = smtp_runtime.store.suppression("josé@example.com")
     assert entry is not None and "SMTPUTF8" in entry.reason
+
+
+def test_a_non_ascii_address_on_the_outbox_is_written_as_it_is(client, settings, runtime, clock):
+    payload = mp.mp_subscription("subscription-stopped", email="josé@exemplo.com.br")
+    assert post_mp(client, payload).status_code == 202
+    clock.advance(seconds=0)
+    [path] = settings.outbox_dir.glob("*.eml")
+    # SMTPUTF8-style: the address as it is, in a UTF-8 message.
+    message = email.message_from_string(
+        path.read_bytes().decode("utf-8"), policy=email.policy.default
+    )
+    assert message["To"].addresses[0].addr_spec == "josé@exemplo.com.br"
+    assert runtime.store.suppression("josé@exemplo.com.br") is None
+    assert len(runtime.queue) == 0  # sent, not waiting for a retry
 
 
 # --- WooCommerce Subscriptions ------------------------------------------------------------
