@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hooks import create_app
-from tests import payloads
+from tests import payloads, source_payloads
 from tests.conftest import MEMBERPRESS_KEY, json_of, stored_keys
 from tests.generated import examples
 from worker.events import member_key
@@ -423,3 +423,31 @@ def test_unauthenticated_random_posts_to_every_endpoint_never_break_it(
         assert json_of(response)["error"]
     if response.status_code >= 400:
         assert set(stored_keys(runtime.store.redis)) == before
+
+
+def _named(source: str, name: str) -> dict:
+    if source == "memberpress":
+        return payloads.memberpress(first_name=name)
+    if source == "woocommerce":
+        payload = source_payloads.woocommerce()
+        payload["billing"]["first_name"] = name
+        return payload
+    payload = source_payloads.standard()
+    payload["data"]["member"]["first_name"] = name
+    return payload
+
+
+@pytest.mark.parametrize("source", ["memberpress", "woocommerce", "standard"])
+@pytest.mark.parametrize("name", ["Jane\r\nBcc: x@evil.example", "Ja\x00ne"])
+def test_a_name_with_a_line_break_or_nul_is_read_as_absent_and_accepted(
+    post_source, post_hook, runtime, source, name
+):
+    # docs/guarantees.md "Hostile input": optional fields are lenient for every source.
+    payload = _named(source, name)
+    if source == "memberpress":
+        response = post_hook.memberpress(payload)
+    else:
+        response = getattr(post_source, source)(payload)
+    assert response.status_code == 202, response.get_data()
+    event = runtime.store.load_event(json_of(response)["event_id"])
+    assert event.member.first_name == ""
