@@ -271,3 +271,6 @@ def test_subject_and_preheader_are_plain_text(tree):
     assert email.subject == """Hi D'Arcy & <Jo> "Q\""""
     assert email.preheader == """For D'Arcy & <Jo> "Q\""""
     assert "&lt;Jo&gt;" in email.html
+    # Unescaped once only: a name that itself reads "&amp;" keeps it.
+    literal = r.render("hello", {"name": "Tom &amp; Jerry"}, locale="en")
+    assert literal.subject == "Hi Tom &amp; Jerry"

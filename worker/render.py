@@ -15,7 +15,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -284,9 +283,8 @@ class Renderer:
         except TemplateNotFound as exc:
             raise TemplateMissing(str(exc)) from exc
         with metered(self.budget_seconds):
-            # Both blocks live in the autoescaped HTML template, but are plain text.
-            subject = one_line(unescape(self._block(html_tpl, "subject", values)))
-            preheader = one_line(unescape(self._block(html_tpl, "preheader", values)))
+            subject = one_line(self._block(html_tpl, "subject", values))
+            preheader = one_line(self._block(html_tpl, "preheader", values))
             html = self._inliner.inline(self._render(html_tpl, values))
             text = self._render(text_tpl, values).strip() + "\n"
         return RenderedEmail(subject=subject, preheader=preheader, html=html, text=text)
