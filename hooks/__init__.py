@@ -14,6 +14,8 @@ from worker import logs
 from worker.redis_policy import check_at_start
 from worker.settings import Settings
 
+from . import security
+
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. Settings come from the environment unless `config["SETTINGS"]` gives
@@ -25,6 +27,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         SECRET_KEY=settings.secret_key or None,
         JSON_SORT_KEYS=False,
+        **security.session_cookie_config(settings.base_url),
     )
     app.config.update(config)
     logs.configure(settings)
@@ -35,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from . import (
         admin,
         admin_templates,
+        body_limit,
         bounces,
         cli,
         connections,
@@ -43,15 +47,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         metrics,
         receiver,
         rejoin,
-        security,
         services,
         unsubscribe,
     )
 
+    # Chunked bodies get the size limit too; SendGrid's endpoint allows more than the rest.
+    largest = max(settings.max_body_bytes, bounces.SENDGRID_MAX_BODY)
+    app.wsgi_app = body_limit.FramedBody(app.wsgi_app, largest)  # type: ignore[method-assign]
     svc = services.init_app(app, settings)
     # Refuse to run on a Redis that would evict our data (worker/redis_policy.py).
     check_at_start(svc.store.redis, settings.allow_evicting_redis)
-    security.init_app(app, settings.base_url)
+    security.init_app(app)
     cli.init_app(app)
     app.register_blueprint(receiver.bp)
     app.register_blueprint(health.bp)

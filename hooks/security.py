@@ -62,9 +62,16 @@ def _page_headers(response: Response) -> Response:
     return response
 
 
-def init_app(app: Flask, base_url: str) -> None:
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_SECURE", base_url.startswith("https://"))
+def session_cookie_config(base_url: str) -> dict[str, object]:
+    """The session cookie's defaults: SameSite=Lax always, Secure once the site is https.
+    Set before a caller's config (Flask predefines both keys, so setdefault would be a no-op)."""
+    return {
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": base_url.startswith("https://"),
+    }
+
+
+def init_app(app: Flask) -> None:
     if type(app.session_interface) is SecureCookieSessionInterface:
         app.session_interface = NoSessionOnApi()
     app.jinja_env.globals["csrf_token"] = csrf_token

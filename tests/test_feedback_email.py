@@ -9,6 +9,7 @@ import pytest
 
 from tests import payloads
 from tests.conftest import json_of, parts
+from tests.fixtures_seq import cancel
 from tests.rq_helpers import run_queued
 from worker import jobs
 from worker.runtime import Runtime, set_runtime
@@ -252,3 +253,41 @@ def test_feedback_is_stored_once_per_sequence_and_replaced_on_resubmission(runti
     assert runtime.store.save_feedback(second) is False
     assert runtime.store.load_feedback("seq-1") == second
     assert runtime.store.load_feedback("seq-2") is None
+
+
+@pytest.mark.parametrize(
+    ("locale", "feedback", "winback"),
+    [
+        ("en", "Thank you, {} — may we ask one thing?", "{}, we hope you are well"),
+        (
+            "pt_BR",
+            "Obrigado, {} — podemos fazer uma pergunta?",
+            "{}, esperamos que você esteja bem",
+        ),
+    ],
+)
+def test_subjects_are_plain_text_and_the_html_stays_escaped(
+    post_hook, clock, outbox, locale, feedback, winback
+):
+    name = """D'Arcy & <Jo> "Q\""""
+    cancel(post_hook, first_name=name, locale=locale)
+    clock.advance(seconds=0)
+    clock.advance(days=30)
+    first, second = outbox()
+    assert first["Subject"] == feedback.format(name)
+    assert second["Subject"] == winback.format(name)
+    for message in (first, second):
+        text, html = parts(message)
+        assert name in text
+        assert 'D\'Arcy &amp; &lt;Jo&gt; "Q"' in html  # as the CSS inliner serializes it
+        assert "<Jo>" not in html
+
+
+def test_a_name_that_looks_like_an_encoded_word_is_shown_as_written(post_hook, work, outbox):
+    evil = "=?utf-8?q?evil=40attacker.test?="
+    post_hook.memberpress(payloads.memberpress(first_name=evil, last_name="Doe"))
+    work()
+    [message] = outbox()  # read with the email package's default policy
+    [to] = message["To"].addresses
+    assert (to.display_name, to.addr_spec) == (f"{evil} Doe", "jane.doe@example.com")
+    assert message["Subject"] == f"Thank you, {evil} — may we ask one thing?"

@@ -6,6 +6,7 @@ for what is not used."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import string
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hooks import create_app
-from tests import payloads
+from tests import payloads, source_payloads
 from tests.conftest import MEMBERPRESS_KEY, json_of, stored_keys
 from tests.generated import examples
 from worker.events import member_key
@@ -104,6 +105,84 @@ def test_a_huge_body_is_413_and_nothing_is_stored(settings, runtime):
     assert response.status_code == 413
     assert "larger than 4096 bytes" in json_of(response)["error"]
     assert stored_keys(runtime.store.redis) == []
+
+
+LIMIT = 4096
+# What gunicorn gives the app for `Transfer-Encoding: chunked`: no Content-Length, and a
+# stream the server ends itself.
+CHUNKED = {"wsgi.input_terminated": True}
+
+
+def _chunked_post(client, path: str, body: bytes, headers: dict[str, str], content_type: str):
+    return client.post(
+        path,
+        input_stream=io.BytesIO(body),
+        content_type=content_type,
+        headers={**headers, "Transfer-Encoding": "chunked"},
+        environ_overrides=CHUNKED,
+    )
+
+
+def _padded_cancellation(size: int) -> bytes:
+    body = payloads.body(payloads.memberpress(member_id=77, subscription_id="770"))
+    return body + b" " * (size - len(body))
+
+
+@pytest.fixture
+def small_app(settings, runtime):
+    return create_app(
+        {
+            "TESTING": True,
+            "SETTINGS": replace(settings, max_body_bytes=LIMIT, postmark_webhook_key="pm-key-1"),
+        }
+    )
+
+
+def test_a_chunked_body_of_exactly_the_limit_is_accepted(small_app, runtime):
+    body = _padded_cancellation(LIMIT)
+    response = _chunked_post(
+        small_app.test_client(), "/hooks/memberpress", body, HEADERS, "application/json"
+    )
+    assert response.status_code == 202, response.get_data()
+
+
+@pytest.mark.parametrize("junk", [1, 16 * 1024, 600 * 1024])
+def test_a_chunked_body_over_the_limit_is_413_and_nothing_is_stored(small_app, runtime, junk):
+    # A valid cancellation up to the limit, then junk: never cut short and accepted.
+    body = _padded_cancellation(LIMIT) + b"x" * junk
+    response = _chunked_post(
+        small_app.test_client(), "/hooks/memberpress", body, HEADERS, "application/json"
+    )
+    assert response.status_code == 413
+    assert "larger than 4096 bytes" in json_of(response)["error"]
+    assert stored_keys(runtime.store.redis) == []
+
+
+def test_a_chunked_bounce_body_over_the_limit_is_413(small_app, runtime):
+    bounce = json.dumps({"RecordType": "Bounce", "Type": "HardBounce", "Email": "a@b.co"})
+    body = bounce.encode() + b" " * (LIMIT + 100)
+    response = _chunked_post(
+        small_app.test_client(),
+        "/hooks/postmark-bounce?key=pm-key-1",
+        body,
+        {},
+        "application/json",
+    )
+    assert response.status_code == 413
+    assert stored_keys(runtime.store.redis) == []
+
+
+def test_a_chunked_form_over_the_limit_is_413(small_app):
+    # Forms (one-click unsubscribe, feedback, admin) are read through the same limit.
+    body = b"List-Unsubscribe=One-Click&pad=" + b"x" * LIMIT
+    response = _chunked_post(
+        small_app.test_client(),
+        "/unsubscribe/not-a-token",
+        body,
+        {},
+        "application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 413
 
 
 def test_a_name_with_markup_and_unicode_is_stored_as_plain_text(client, runtime):
@@ -344,3 +423,31 @@ def test_unauthenticated_random_posts_to_every_endpoint_never_break_it(
         assert json_of(response)["error"]
     if response.status_code >= 400:
         assert set(stored_keys(runtime.store.redis)) == before
+
+
+def _named(source: str, name: str) -> dict:
+    if source == "memberpress":
+        return payloads.memberpress(first_name=name)
+    if source == "woocommerce":
+        payload = source_payloads.woocommerce()
+        payload["billing"]["first_name"] = name
+        return payload
+    payload = source_payloads.standard()
+    payload["data"]["member"]["first_name"] = name
+    return payload
+
+
+@pytest.mark.parametrize("source", ["memberpress", "woocommerce", "standard"])
+@pytest.mark.parametrize("name", ["Jane\r\nBcc: x@evil.example", "Ja\x00ne"])
+def test_a_name_with_a_line_break_or_nul_is_read_as_absent_and_accepted(
+    post_source, post_hook, runtime, source, name
+):
+    # docs/guarantees.md "Hostile input": optional fields are lenient for every source.
+    payload = _named(source, name)
+    if source == "memberpress":
+        response = post_hook.memberpress(payload)
+    else:
+        response = getattr(post_source, source)(payload)
+    assert response.status_code == 202, response.get_data()
+    event = runtime.store.load_event(json_of(response)["event_id"])
+    assert event.member.first_name == ""

@@ -4,6 +4,8 @@ WooCommerce Subscriptions and PMPro's Zapier add-on really send them."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -19,6 +21,7 @@ from tests.source_secrets import PMPRO_KEY
 from worker import jobs, subscription_state
 from worker.events import member_key
 from worker.intake import Outcome, submit
+from worker.store.keys import CANCELLATIONS_KEY
 
 mp = plugin_payloads
 
@@ -89,6 +92,47 @@ def test_pause_resume_pause_resume_acts_four_times_and_a_resend_once(client, run
     assert len(runtime.queue) == 4
     state = subscription_state.load(runtime.store, "memberpress", "1")
     assert (state.state, state.revision) == ("active", 4)
+
+
+def _cancellations(runtime) -> int:
+    return runtime.store.redis.zcard(CANCELLATIONS_KEY)
+
+
+def test_a_cancellation_without_a_subscription_id_is_deduplicated_by_its_member(
+    client, clock, runtime
+):
+    stopped = mp.mp_subscription("subscription-stopped", status="cancelled")
+    del stopped["data"]["id"]
+    first = post_mp(client, stopped)
+    resend = post_mp(client, stopped)  # byte-identical
+    assert first.status_code == 202
+    assert (resend.status_code, json_of(resend)["status"]) == (200, "duplicate")
+    clock.advance(seconds=0)
+    assert _cancellations(runtime) == 1
+
+
+def test_a_duplicate_names_the_event_that_holds_the_state(client, runtime):
+    stopped = mp.mp_subscription("subscription-stopped", status="cancelled")
+    first = json_of(post_mp(client, stopped))["event_id"]
+    resend = post_mp(client, stopped)
+    assert json_of(resend) == {"status": "duplicate", "event_id": first}
+    assert runtime.store.load_event(first) is not None
+
+
+def test_stopped_expired_then_the_same_stopped_is_one_cancellation(client, clock, runtime):
+    stopped = mp.mp_subscription("subscription-stopped", status="cancelled")
+    expired = mp.mp_subscription("subscription-expired", status="expired")
+    first = json_of(post_mp(client, stopped))["event_id"]
+    assert post_mp(client, expired).status_code == 202
+    late = post_mp(client, stopped)  # e.g. WP-Cron sending an old job after the expiry
+    assert json_of(late) == {"status": "duplicate", "event_id": first}
+    clock.advance(seconds=0)
+    assert _cancellations(runtime) == 1
+    # A return to active re-arms it: the next cancellation is a new one.
+    assert post_mp(client, mp.mp_subscription("subscription-resumed")).status_code == 202
+    assert post_mp(client, stopped).status_code == 202
+    clock.advance(seconds=0)
+    assert _cancellations(runtime) == 2
 
 
 def test_erins_cancellation_of_a_deleted_membership_gets_her_feedback_email(
@@ -232,12 +276,42 @@ def test_a_non_ascii_address_on_smtp_is_recorded_unsendable(
     assert entry is not None and "SMTPUTF8" in entry.reason
 
 
+def test_a_non_ascii_address_on_the_outbox_is_written_as_it_is(client, settings, runtime, clock):
+    payload = mp.mp_subscription("subscription-stopped", email="josé@exemplo.com.br")
+    assert post_mp(client, payload).status_code == 202
+    clock.advance(seconds=0)
+    [path] = settings.outbox_dir.glob("*.eml")
+    # SMTPUTF8-style: the address as it is, in a UTF-8 message.
+    message = email.message_from_string(
+        path.read_bytes().decode("utf-8"), policy=email.policy.default
+    )
+    assert message["To"].addresses[0].addr_spec == "josé@exemplo.com.br"
+    assert runtime.store.suppression("josé@exemplo.com.br") is None
+    assert len(runtime.queue) == 0  # sent, not waiting for a retry
+
+
 # --- WooCommerce Subscriptions ------------------------------------------------------------
 
 
 def _wc(client, payload, topic="subscription.updated"):
     data = payloads.body(payload)
     return client.post("/hooks/woocommerce", data=data, headers=woocommerce_headers(data, topic))
+
+
+def test_a_woocommerce_cancellation_after_expiry_acts_only_after_a_comeback(client, runtime):
+    start = datetime.now(UTC) - timedelta(minutes=10)
+
+    def at(minutes: int, status: str):
+        modified = (start + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S")
+        return _wc(client, source_payloads.woocommerce(status=status, modified_gmt=modified))
+
+    first = json_of(at(0, "cancelled"))["event_id"]
+    assert at(1, "expired").status_code == 202
+    # A later save of the ended subscription shows it cancelled again: not a new one.
+    assert json_of(at(2, "cancelled")) == {"status": "duplicate", "event_id": first}
+    assert at(3, "active").status_code == 202
+    assert at(4, "cancelled").status_code == 202
+    assert len(runtime.queue) == 4
 
 
 def test_carols_late_created_does_not_stop_her_follow_ups(client, clock, runtime):
@@ -327,3 +401,13 @@ def test_erins_same_day_rejoin_stops_her_win_back(client, clock, outbox, runtime
     assert runtime.store.member_field(member_key("erin@example.com"), "last_event") == (
         "reactivated"
     )
+
+
+def test_a_pmpro_removal_pushed_twice_is_one_cancellation_until_a_rejoin(client, runtime):
+    # PMPro has no expired state: removing the level is the end; a rejoin re-arms it.
+    removed = json_of(post_pmpro(client, mp.pmpro_push(level_id="0")))["event_id"]
+    again = post_pmpro(client, mp.pmpro_push(level_id="0"))
+    assert json_of(again) == {"status": "duplicate", "event_id": removed}
+    assert post_pmpro(client, mp.pmpro_push(level_id="2")).status_code == 202
+    assert post_pmpro(client, mp.pmpro_push(level_id="0")).status_code == 202
+    assert len(runtime.queue) == 3

@@ -253,3 +253,24 @@ def test_html_is_autoescaped_and_text_is_not(tree):
     email = r.render("hello", {"name": "<b>Jo</b>"}, locale="en")
     assert "&lt;b&gt;Jo&lt;/b&gt;" in email.html
     assert email.text == "<b>Jo</b>\n"
+
+
+def test_subject_and_preheader_are_plain_text(tree):
+    r = tree(
+        "en",
+        extra={
+            "en/hello.html": (
+                '{% extends "_base.html" %}{% block subject %}Hi {{ name }}{% endblock %}'
+                "{% block preheader %}For {{ name }}{% endblock %}"
+                "{% block content %}{{ name }}{% endblock %}"
+            ),
+            "en/hello.txt": "{{ name }}",
+        },
+    )
+    email = r.render("hello", {"name": """D'Arcy & <Jo> "Q\""""}, locale="en")
+    assert email.subject == """Hi D'Arcy & <Jo> "Q\""""
+    assert email.preheader == """For D'Arcy & <Jo> "Q\""""
+    assert "&lt;Jo&gt;" in email.html
+    # Unescaped once only: a name that itself reads "&amp;" keeps it.
+    literal = r.render("hello", {"name": "Tom &amp; Jerry"}, locale="en")
+    assert literal.subject == "Hi Tom &amp; Jerry"

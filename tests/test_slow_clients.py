@@ -17,6 +17,7 @@ from devstack.redis_server import free_port
 from hooks.gunicorn_worker import expects_continue, request_complete, without_expect
 from tests import payloads
 from tests.faultkit import wait_for
+from worker.settings import DEFAULT_MAX_BODY_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 # More than the default deployment's threads (2 processes x 4 threads).
@@ -105,6 +106,27 @@ def test_stalled_uploads_do_not_stop_webhooks_or_healthz(stack):
         for sock in stalled:
             sock.close()
     assert "its request did not arrive within 4.0 s" in log.read_text()
+
+
+@pytest.mark.slow
+def test_chunked_bodies_get_the_same_size_limit_through_gunicorn(stack):
+    port, key, _log = stack
+    url = f"http://127.0.0.1:{port}/hooks/memberpress?key={key}"
+    limit = DEFAULT_MAX_BODY_BYTES
+
+    def chunked(member_id: int, size: int):
+        body = payloads.body(payloads.memberpress(member_id=member_id, subscription_id="31"))
+        body += b" " * (size - len(body))
+        # A generator makes requests send `Transfer-Encoding: chunked`, 8 KB a chunk.
+        return (body[i : i + 8192] for i in range(0, len(body), 8192))
+
+    headers = {"Content-Type": "application/json"}
+    exact = requests.post(url, data=chunked(301, limit), headers=headers, timeout=60)
+    assert exact.status_code == 202, exact.text
+    for size in (limit + 16 * 1024, limit + 1_000_000):
+        over = requests.post(url, data=chunked(302, size), headers=headers, timeout=60)
+        assert over.status_code == 413, (size, over.text)
+        assert f"larger than {limit} bytes" in over.json()["error"]
 
 
 # --- the pure parts ------------------------------------------------------------------------

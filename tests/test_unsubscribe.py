@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
-from tests.conftest import parts
+from hooks import create_app
+from tests.conftest import HookPoster, parts
 from tests.fixtures_seq import JANE, cancel, step_message, unsubscribe_path
 from worker import jobs
 from worker.tokens import Scope, make_token
@@ -55,6 +57,28 @@ def test_get_only_confirms_and_the_form_needs_its_csrf_token(
     assert "Pronto, você não receberá mais estes emails." in done.get_data(as_text=True)
     assert runtime.store.suppression(JANE).reason == "unsubscribed"
     assert clock.scheduled() == []
+
+
+@pytest.mark.parametrize(
+    ("base_url", "config", "secure"),
+    [
+        ("https://members.example.com", {}, True),
+        ("http://localhost:5000", {}, False),
+        ("https://members.example.com", {"SESSION_COOKIE_SECURE": False}, False),
+    ],
+)
+def test_the_session_cookie_is_samesite_lax_and_secure_on_https(
+    settings, runtime, clock, base_url, config, secure
+):
+    app = create_app({"TESTING": True, "SETTINGS": replace(settings, base_url=base_url), **config})
+    client = app.test_client()
+    seq_id = cancel(HookPoster(client))
+    clock.advance(seconds=0)
+    page = client.get(unsubscribe_path(seq_id, settings))
+    assert 'name="csrf_token"' in page.get_data(as_text=True)
+    cookie = page.headers["Set-Cookie"]
+    assert "SameSite=Lax" in cookie
+    assert ("; Secure" in cookie) is secure
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])

@@ -9,7 +9,7 @@ from enum import StrEnum
 from rq import Queue
 
 from . import rq_seam, subscription_state
-from .events import Event
+from .events import Event, EventKind
 from .queues import enqueue_event, event_job_id, event_job_record
 from .store import Store
 
@@ -44,9 +44,12 @@ def accept(
     (worker/subscription_state.py), in the same transaction.
     """
     job = event_job_record(queue, event.event_id)
-    if event.source in subscription_state.STATEFUL_SOURCES and event.subscription_id:
-        verdict = subscription_state.accept(store, event, dedupe_ttl, job, counted=counted)
-        return _OUTCOMES[verdict], event.event_id
+    # An erasure is no subscription state: each one acts (a member may come back and leave).
+    if event.source in subscription_state.STATEFUL_SOURCES and event.kind is not EventKind.ERASED:
+        verdict, event_id = subscription_state.accept(
+            store, event, dedupe_ttl, job, counted=counted
+        )
+        return _OUTCOMES[verdict], event_id
     if not store.accept_event(event, dedupe_ttl, job, counted=counted):
         return Outcome.DUPLICATE, event.event_id
     return Outcome.QUEUED, event.event_id

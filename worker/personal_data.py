@@ -67,6 +67,8 @@ def export(redis: Redis, email: str) -> dict[str, Any]:
     subscriptions = {e.get("subscription_id") for e in events} | set(
         redis.smembers(member_paused_key(key))
     )
+    # A state kept by member (a MemberPress cancellation without data.id): its subject.
+    subscriptions |= {(e.get("member") or {}).get("id") for e in events} | {key}
     send_log = _send_log(redis, set(sequence_ids))
     suppression = redis.hget(SUPPRESSED_KEY, key)
     return {

@@ -5,7 +5,10 @@ real change from another: a resume after a second pause is byte-identical to the
 resume. So Farewell keeps each subscription's last known state and acts on a delivery only
 when it changes that state (Stripe and Standard Webhooks keep their own event ids):
 
-- the same state again is a duplicate (a resend, or a plugin firing twice);
+- the same state again is a duplicate (a resend, or a plugin firing twice), and so is a
+  cancellation of a subscription already cancelled since it was last active (stopped ->
+  expired -> the same stopped resent): only a comeback (resumed, reactivated) re-arms it.
+  A duplicate is answered with the id of the event that holds the state;
 - a delivery older than the state's last change is stale (a spool replay overtaken by a
   newer delivery, or WooCommerce's send-time body older than what we have);
 - any other state is a change (the hash counts them in `revision`): recorded and queued
@@ -19,7 +22,12 @@ latest paid-until date and amount, which the subscription's cancellation then ca
 Key (under the `farewell:` prefix):
 
     substate:{source}:{subject hash}   hash: state, changed_at, revision, expires_at,
-                                       amount, paid_at (no TTL; no personal data)
+                                       amount, paid_at, event_id (the last change),
+                                       cancelled_by (the cancellation's event id, until a
+                                       comeback) (no TTL; no personal data)
+
+The subject is the subscription id, else the source's member id, else the member key (a
+MemberPress cancellation may come without `data.id`: it is still deduplicated).
 
 The check and the accept are one Lua script (one round trip, like any other webhook): the
 state test below, then worker/store/scripts.py's ACCEPT unchanged, so an event that changes the
@@ -59,7 +67,15 @@ def state_key(source: str, subject: str) -> str:
 
 
 def subject_of(event: Event) -> str:
+    """What a state belongs to: the subscription, else the source's member id, else the
+    member (a MemberPress cancellation without `data.id`)."""
     return event.subscription_id or event.member.id or event.member.key
+
+
+def _role(kind: EventKind) -> str:
+    if kind is EventKind.CANCELLED:
+        return "cancel"
+    return "comeback" if kind.is_comeback else ""
 
 
 @dataclass(frozen=True)
@@ -101,10 +117,11 @@ class Verdict(StrEnum):
 # KEYS[2..]: the accept script's keys. ARGV[1]: "state" or "payment"; ARGV[2]: the new
 # state, or the payment's paid-until; ARGV[3]: the payment's amount ("" for a state);
 # ARGV[4]: the delivery's time (seconds); ARGV[5]: the metric field for "recorded";
-# ARGV[6..]: the accept script's arguments (its ARGV[7] names the "duplicate" metric field).
+# ARGV[6]: the delivery's role ("cancel", "comeback" or ""); ARGV[7]: its event id;
+# ARGV[8..]: the accept script's arguments (its ARGV[7] names the "duplicate" metric field).
 # Both are taken off KEYS and ARGV, so the accept script that follows reads its own.
-# Returns the accept script's 1 (new) / 0 (event id seen), or -1 same state, -2 stale,
-# 2 payment recorded.
+# Returns the accept script's 1 (new) / 0 (event id seen), or {-1, the event id holding
+# the state} for a duplicate state, -2 stale, 2 payment recorded.
 _STATE_PROLOGUE = """
 local skey = table.remove(KEYS, 1)
 local mode = table.remove(ARGV, 1)
@@ -113,10 +130,14 @@ local amount = table.remove(ARGV, 1)
 local at_text = table.remove(ARGV, 1)
 local at = tonumber(at_text)
 local recorded = table.remove(ARGV, 1)
-local cur = redis.call('HMGET', skey, 'state', 'changed_at', 'expires_at', 'amount', 'paid_at')
-local function refuse(code)
+local role = table.remove(ARGV, 1)
+local event_id = table.remove(ARGV, 1)
+local cur = redis.call('HMGET', skey, 'state', 'changed_at', 'expires_at', 'amount', 'paid_at',
+  'event_id', 'cancelled_by')
+local function refuse(code, holder)
   if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[7], 1) end
   delivered(ARGV[10], ARGV[13])  -- a duplicate, on the Connections page
+  if holder then return {code, holder} end
   return code
 end
 if mode == 'payment' then
@@ -127,9 +148,12 @@ if mode == 'payment' then
   return 2
 end
 if cur[1] and at < tonumber(cur[2] or '0') then return refuse(-2) end
-if cur[1] == value then return refuse(-1) end
-redis.call('HSET', skey, 'state', value, 'changed_at', at_text)
+if cur[1] == value then return refuse(-1, cur[6] or '') end
+if role == 'cancel' and cur[7] then return refuse(-1, cur[7]) end
+redis.call('HSET', skey, 'state', value, 'changed_at', at_text, 'event_id', event_id)
 redis.call('HINCRBY', skey, 'revision', 1)
+if role == 'cancel' then redis.call('HSET', skey, 'cancelled_by', event_id) end
+if role == 'comeback' then redis.call('HDEL', skey, 'cancelled_by') end
 """
 _SCRIPT = DELIVERED + _STATE_PROLOGUE + ACCEPT
 _scripts: WeakKeyDictionary[Redis, Script] = WeakKeyDictionary()
@@ -158,9 +182,10 @@ def accept(
     job: JobRecord,
     *,
     counted: bool = False,
-) -> Verdict:
+) -> tuple[Verdict, str]:
     """Test the delivery against the subscription's state and, if it changes it, record
-    and queue it (store.accept_event's work), atomically, in one round trip."""
+    and queue it (store.accept_event's work), atomically, in one round trip. Returns the
+    verdict and the event id to report: for a duplicate state, the event that holds it."""
     if event.kind is EventKind.PAYMENT:
         paid = event.access_ends_at.isoformat() if event.access_ends_at else NEVER
         head = ["payment", paid, event.amount]
@@ -171,7 +196,7 @@ def accept(
         metric_field(RECEIVED_METRIC, {**labels, "status": status}) if counted else ""
         for status in ("recorded", "queued", "duplicate")
     )
-    head += [repr(event.occurred_at.timestamp()), recorded]
+    head += [repr(event.occurred_at.timestamp()), recorded, _role(event.kind), event.event_id]
     event_json = json.dumps(event.to_dict())
     delivery = accept_record(event.source, event.name, event.event_id) if counted else None
     keys, args = accept_arguments(
@@ -181,4 +206,7 @@ def accept(
     if script is None:
         script = _scripts[store.redis] = store.redis.register_script(_SCRIPT)
     reply = script(keys=[state_key(event.source, subject_of(event)), *keys], args=[*head, *args])
-    return _VERDICTS[int(reply)]
+    if isinstance(reply, list):
+        code, holder = reply
+        return _VERDICTS[int(code)], holder or event.event_id
+    return _VERDICTS[int(reply)], event.event_id

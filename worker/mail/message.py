@@ -7,9 +7,10 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.headerregistry import Address
+from email import message_from_bytes, message_from_string
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate, parseaddr
+from email.policy import default
+from email.utils import formatdate, parseaddr
 from functools import lru_cache
 
 from .errors import MailConfigError, RecipientRejected
@@ -64,38 +65,34 @@ def clean_header(value: str) -> str:
 _clean = clean_header
 
 
+_READ_BACK = default.clone(refold_source="none")
+_READ_BACK_UTF8 = _READ_BACK.clone(utf8=True)
+
+
 def to_mime(email: OutgoingEmail) -> EmailMessage:
-    msg = EmailMessage()
-    sender_name, sender_addr = split_address(email.sender)
-    msg["From"] = Address(display_name=_clean(sender_name), addr_spec=sender_addr)
-    msg["To"] = Address(display_name=_clean(email.to_name), addr_spec=email.to)
-    msg["Subject"] = _clean(email.subject)
-    msg["Date"] = formatdate(localtime=False, usegmt=True)
-    msg["Message-ID"] = email.message_id
-    for name, value in email.headers.items():
-        msg[name] = _clean(value)
-    msg.set_content(email.text)
-    msg.add_alternative(email.html, subtype="html")
-    return msg
+    """The message as an EmailMessage: `wire_bytes` read back, so every transport writes
+    the same headers. An SMTPUTF8 address (non-ASCII, written as it is) keeps a UTF-8
+    policy, so the message can be written out again."""
+    data = wire_bytes(email)
+    # Headers are written back as read: refolding them would undo our encoded-words.
+    if data.isascii():
+        return message_from_bytes(data, policy=_READ_BACK)  # type: ignore[return-value]
+    return message_from_string(data.decode("utf-8"), policy=_READ_BACK_UTF8)  # type: ignore[return-value]
 
 
 def wire_bytes(email: OutgoingEmail) -> bytes:
-    """The message as SMTP sends it (CRLF line ends): the same headers and parts as
-    `to_mime`, built with the email package's compat32 API, which skips the default
-    policy's header parsing: about 3x faster, and that was the largest CPU cost of a send.
-    Anything it does not handle (a non-ASCII address) goes through `to_mime`."""
-    try:
-        return _wire_bytes(email)
-    except UnicodeError:
-        msg = to_mime(email)
-        return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+    """The message as SMTP sends it (CRLF line ends). Written out directly: building it with
+    the email package's default policy was the largest CPU cost of a send, and that policy
+    would also decode a name's literal "=?...?=" into an encoded-word on the way."""
+    return _wire_bytes(email)
 
 
 def _header(value: str) -> str:
     """A header value as written: ASCII as it is (a long URL stays on one line), anything
-    else as encoded-words."""
+    else as encoded-words. So is text holding "=?": a reader would decode it as an
+    encoded-word (a name "=?utf-8?q?evil=40attacker.test?=" shown as evil@attacker.test)."""
     value = _clean(value)
-    return value if value.isascii() else encoded_words(value)
+    return value if value.isascii() and "=?" not in value else encoded_words(value)
 
 
 def encoded_words(value: str, chunk_bytes: int = 39) -> str:
@@ -120,9 +117,23 @@ def _encoded_word(data: bytes | bytearray) -> str:
     return f"=?utf-8?b?{base64.b64encode(data).decode('ascii')}?="
 
 
+_SPECIALS = re.compile(r'[][\\()<>@,:;".]')  # RFC 5322: a name with one is quoted
+
+
 def _address(name: str, addr: str) -> str:
-    addr.encode("ascii")  # an SMTPUTF8 address raises UnicodeError: to_mime's job
-    return formataddr((_clean(name), addr), charset="utf-8")
+    """`Name <addr>`; the name encoded as `_header` does, else quoted if it needs it. A
+    non-ASCII address is written as it is (SMTPUTF8; only transports that carry it get one,
+    see worker/addresses.py)."""
+    name = _clean(name)
+    if not name:
+        return addr
+    if not name.isascii() or "=?" in name:
+        shown = encoded_words(name)
+    elif _SPECIALS.search(name):
+        shown = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    else:
+        shown = name
+    return f"{shown} <{addr}>"
 
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
@@ -163,7 +174,7 @@ def _wire_bytes(email: OutgoingEmail) -> bytes:
             *_base64_lines(_lines(body).encode("utf-8")),
         ]
     lines += [f"--{boundary}--", ""]
-    return "\r\n".join(lines).encode("ascii")
+    return "\r\n".join(lines).encode("utf-8")  # ASCII but for an SMTPUTF8 address
 
 
 def _base64_lines(data: bytes, width: int = 76) -> list[str]:
