@@ -55,32 +55,46 @@ def _refused_start(var_dir: Path, **extra: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture
-def running(tmp_path):
-    """`make run` in tmp_path, the owner having copied MemberPress's key into
-    var/local.env as the banner says; yields (port, var_dir, log path)."""
-    (tmp_path / "local.env").write_text(f"FAREWELL_MEMBERPRESS_KEY={MEMBERPRESS_KEY}\n")
+def _start_make_run(var_dir: Path) -> tuple[subprocess.Popen, int, Path]:
+    """`make run` in var_dir, the owner having copied MemberPress's key into
+    var/local.env as the banner says, up to its banner: (process, port, log path)."""
+    (var_dir / "local.env").write_text(f"FAREWELL_MEMBERPRESS_KEY={MEMBERPRESS_KEY}\n")
     port = free_port()
-    log_path = tmp_path / "run.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "devstack"],
-        cwd=ROOT,
-        env=_clean_env(tmp_path, PORT=str(port)),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    log_path = var_dir / "run.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "devstack"],
+            cwd=ROOT,
+            env=_clean_env(var_dir, PORT=str(port)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_for(lambda: "Press Ctrl-C" in log_path.read_text(), 90, "the start-up banner")
+    except BaseException:
+        _stop(proc)
+        raise
+    return proc, port, log_path
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(40)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def running(tmp_path):
+    """`make run` in tmp_path; yields (port, var_dir, log path)."""
+    proc, port, log_path = _start_make_run(tmp_path)
+    try:
         yield port, tmp_path, log_path
     finally:
-        proc.terminate()
-        try:
-            proc.wait(40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        _stop(proc)
 
 
 def _post(port: int, payload: dict, key: str = MEMBERPRESS_KEY) -> requests.Response:
@@ -181,19 +195,8 @@ def _connections_in_chromium(chromium, port: int, password: str, tmp_path: Path)
 def test_closing_the_terminal_stops_the_whole_stack(tmp_path):
     """SIGHUP (the terminal went away) stops web, worker and Redis as Ctrl-C does: the
     children live in sessions of their own, so nothing else would stop them."""
-    (tmp_path / "local.env").write_text(f"FAREWELL_MEMBERPRESS_KEY={MEMBERPRESS_KEY}\n")
-    port = free_port()
-    log_path = tmp_path / "run.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "devstack"],
-            cwd=ROOT,
-            env=_clean_env(tmp_path, PORT=str(port)),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    proc, _port, log_path = _start_make_run(tmp_path)
     try:
-        wait_for(lambda: "Press Ctrl-C" in log_path.read_text(), 90, "the start-up banner")
         family = psutil.Process(proc.pid).children(recursive=True)
         assert len(family) >= 3  # redis-server, gunicorn, the worker (and their children)
         proc.send_signal(signal.SIGHUP)
@@ -202,9 +205,7 @@ def test_closing_the_terminal_stops_the_whole_stack(tmp_path):
         assert alive == [], [p.cmdline() for p in alive]
         assert "farewell: stopped." in log_path.read_text()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
 
 
 def test_cli_with_make_run_stopped_says_redis_cannot_be_reached(tmp_path):
