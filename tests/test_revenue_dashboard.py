@@ -19,6 +19,7 @@ from tests.fixtures_insights import ADMIN_PASSWORD
 from tests.fixtures_seq import CREATED
 from tests.test_feedback_page import submit
 from tests.test_insights import AUTH, figure
+from tests.test_rejoin import CLICK
 
 PLAYBOOK = """
 [default]
@@ -79,7 +80,7 @@ def seeded(stack, client, post_hook, clock, outbox, survey_links):
         if m["To"].addresses[0].addr_spec == "bo@example.com" and "List-Unsubscribe" in m
     ]
     [button] = BUTTON.findall(winback.get_body(("html",)).get_content())
-    assert client.get(button[len(BASE_URL) :]).status_code == 302
+    assert client.get(button[len(BASE_URL) :], headers=CLICK).status_code == 302
     back = payloads.memberpress(
         CREATED, email="bo@example.com", status="active", subscription_id="20"
     )
@@ -194,4 +195,8 @@ def test_comment_authors_by_name_and_unsubscribes_counted(seeded, client, outbox
     assert one_click.status_code == 200
     html = client.get("/admin", headers=AUTH).get_data(as_text=True)
     assert figure(html, "unsubscribes") == "1"
+    # cy's win-back was Silver's: the membership filter keeps it there.
+    silver = client.get("/admin?membership=42", headers=AUTH).get_data(as_text=True)
+    gold = client.get("/admin?membership=3006", headers=AUTH).get_data(as_text=True)
+    assert (figure(silver, "unsubscribes"), figure(gold, "unsubscribes")) == ("1", "0")
     assert 'Jane Doe <a href="mailto:ana@example.com">ana@example.com</a>' in html

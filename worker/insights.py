@@ -68,13 +68,15 @@ class Filters:
 
 
 def count_unsubscribes(suppressions: Iterable[Suppression], filters: Filters) -> int:
-    """Addresses that unsubscribed through an email's link in the filter's dates (the
-    suppression list knows no membership, so the membership filter does not apply)."""
+    """Addresses that unsubscribed through an email's link in the filter's dates, of the
+    filter's membership when one is chosen (the link's sequence names it; unsubscribes
+    recorded before that was kept have none, so they count only without a filter)."""
     start, end = filters.window()
     return sum(
         1
         for s in suppressions
         if s.reason == UNSUBSCRIBED
+        and (not filters.membership_id or s.membership_id == filters.membership_id)
         and (start is None or s.at >= start)
         and (end is None or s.at < end)
     )
