@@ -4,14 +4,21 @@ code the email offered filled in for `{code}`.
 
 The target always comes from the playbook, never from the request: a tampered, truncated
 or expired token forwards to the site's plain rejoin page (`[default] rejoin_url`), so the
-redirect can never be pointed elsewhere (no open redirect). A HEAD (link scanners) forwards
-without recording.
+redirect can never be pointed elsewhere (no open redirect).
+
+Every request forwards at once, but only a browser navigation a person started counts as a
+click: a GET with the Fetch Metadata headers browsers send for it (`Sec-Fetch-Mode:
+navigate`, `Sec-Fetch-Dest: document`, `Sec-Fetch-User: ?1`) and no prefetch marker. Link
+scanners (curl-like fetchers, HEAD, prefetch, embedded frames) send none of that, so they
+forward without counting. Why this rather than the survey's visible-page technique: see
+docs/insights.md.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from urllib.parse import quote
 
 from flask import Blueprint, redirect, render_template, request
@@ -32,6 +39,19 @@ bp = Blueprint("rejoin", __name__)
 def fill_code(url: str, code: str) -> str:
     """The rejoin URL with the code in place of {code} (percent-encoded; empty if none)."""
     return url.replace(CODE_PLACEHOLDER, quote(code, safe=""))
+
+
+def is_person_navigation(method: str, headers: Mapping[str, str]) -> bool:
+    """A top-level navigation a person started (a click, a typed or pasted link), as
+    browsers label it; not a HEAD, a script's fetch, a frame or a prefetch. Pure."""
+    prefetch = headers.get("Sec-Purpose", "") + headers.get("Purpose", "")
+    return (
+        method == "GET"
+        and headers.get("Sec-Fetch-Mode") == "navigate"
+        and headers.get("Sec-Fetch-Dest") == "document"
+        and headers.get("Sec-Fetch-User") == "?1"
+        and "prefetch" not in prefetch.lower()
+    )
 
 
 def _page(key: str, status: int) -> ResponseReturnValue:
@@ -71,7 +91,7 @@ def rejoin(token: str) -> ResponseReturnValue:
             seq = services.store.load_sequence(link.sequence_id)
             if seq is not None:
                 membership_id = seq.membership_id
-                if request.method == "GET":
+                if is_person_navigation(request.method, request.headers):
                     services.store.record_rejoin_click(link.sequence_id, link.step_id, time.time())
         except RedisError as exc:  # forward all the same: the member matters more
             log.warning(

@@ -139,7 +139,11 @@ def _unsubscribe(token: str, one_click: bool) -> ResponseReturnValue:
         verify_csrf()
     if member is not None:
         added, cancelled = suppress_member(
-            services.store, services.queue, member.email, "unsubscribed"
+            services.store,
+            services.queue,
+            member.email,
+            "unsubscribed",
+            seq.membership_id if seq else "",
         )
         log.info(
             "unsubscribed %s (%s, %s pending marketing step(s) cancelled)",

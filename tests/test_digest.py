@@ -63,6 +63,7 @@ def test_the_period_is_the_monday_to_sunday_before():
         ("digest_to", "a@example.com, b@example.com", "FAREWELL_DIGEST_TO must be one email"),
         ("timezone", "Mars/Olympus", "FAREWELL_TIMEZONE must be an IANA time zone"),
         ("currency", "dollars", "FAREWELL_CURRENCY must be a 3-letter"),
+        ("digest_locale", "pt", "FAREWELL_DIGEST_LOCALE must be one of en, pt_BR"),
     ],
 )
 def test_bad_digest_settings_are_named(name, value, message):
@@ -160,3 +161,40 @@ def test_a_failed_send_releases_the_week_for_a_retry(runtime, outbox, monkeypatc
     monkeypatch.undo()
     assert digest.send_digest(week) == f"sent {week}"
     assert len(_owner_mail(outbox)) == 1
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"digest_locale": "pt_BR"}, {"default_locale": "pt_BR"}],
+    ids=["digest-locale", "default-locale"],
+)
+def test_the_digest_speaks_the_owners_language(use_playbook, settings, outbox, overrides):
+    rt = use_playbook(settings.playbook_path.read_text(), **overrides)
+    week = digest.week_label(date(2026, 12, 14))
+    since, until = digest.period_before(digest.week_monday(week))
+    _record(rt, "mp-1", since, "1234.50", comment="Caro demais")
+    _record(rt, "mp-2", until, None)
+    assert digest.send_digest(week) == f"sent {week}"
+    [mail] = _owner_mail(outbox)
+    text = mail.get_body(("plain",)).get_content()
+    assert mail["Subject"] == (
+        "Example Club: 2 cancelamentos, $ 1.234,50 de MRR perdido na semana passada"
+    )
+    assert "de 7 de dezembro de 2026 a 13 de dezembro de 2026 (UTC)" in text
+    assert "Cancelamentos:        2" in text
+    assert "MRR perdido:          $ 1.234,50 (1 sem preço)" in text
+    assert "1  O preço ficou alto para mim  ($ 1.234,50 de MRR)" in text
+    assert "Reconquistados:       0 ($ 0,00 de MRR recuperado)" in text
+    assert "Novos comentários: 1" in text and "Painel: " in text
+    assert '<html lang="pt-BR">' in mail.get_body(("html",)).get_content()
+
+
+def test_english_dates_read_in_full():
+    ins = digest.compute([], digest.Filters(), [])
+    sent = digest.compose_digest(
+        ins, date(2026, 12, 7), date(2026, 12, 13), "https://x.example/admin", "Club"
+    )
+    assert sent.text.startswith(
+        "Farewell weekly digest for Club: December 7, 2026 to December 13, 2026 (UTC)"
+    )
+    assert "Won back:             0 (recovered $0.00 MRR)" in sent.text

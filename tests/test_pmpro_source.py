@@ -9,7 +9,7 @@ import pytest
 
 from hooks import create_app
 from hooks.sources import Ignored, PayloadError, pmpro
-from tests import payloads, source_payloads
+from tests import payloads, plugin_payloads, source_payloads
 from tests.conftest import json_of, parts
 from worker.events import Event, EventKind
 
@@ -166,3 +166,38 @@ def test_disabled_without_a_key(settings, runtime):
         "/hooks/pmpro?key=", data=payloads.body(source_payloads.pmpro_cancelled())
     )
     assert response.status_code == 404
+
+
+def _pushed(post_source, level_id: str, **billing: str) -> str:
+    body = plugin_payloads.pmpro_push(level_id=level_id)
+    body["level"].update(billing)
+    response = post_source.pmpro(body)
+    assert response.status_code in (200, 202), response.data
+    return json_of(response).get("event_id", "")
+
+
+def test_a_cancellation_has_the_mrr_of_the_level_the_member_last_got(post_source, clock, runtime):
+    _pushed(post_source, "1")  # 12.00 every 1 Month, as the add-on sends it
+    clock.advance(seconds=0)
+    _pushed(post_source, "2", billing_amount="120.00", cycle_number="1", cycle_period="Year")
+    clock.advance(seconds=0)
+    cancelled = _pushed(post_source, "0")
+    clock.advance(seconds=0)
+    record = runtime.store.load_cancellation(cancelled)
+    assert (str(record.mrr), record.currency) == ("10.00", "USD")
+
+
+def test_a_cancellation_after_a_free_level_has_no_mrr(post_source, clock, runtime):
+    _pushed(post_source, "1")
+    clock.advance(seconds=0)
+    _pushed(post_source, "3", billing_amount="0.00", cycle_number="0", cycle_period="")
+    clock.advance(seconds=0)
+    cancelled = _pushed(post_source, "0")
+    clock.advance(seconds=0)
+    assert runtime.store.load_cancellation(cancelled).mrr is None
+
+
+def test_without_an_earlier_level_push_the_mrr_stays_unknown(post_source, clock, runtime):
+    cancelled = _pushed(post_source, "0")
+    clock.advance(seconds=0)
+    assert runtime.store.load_cancellation(cancelled).mrr is None

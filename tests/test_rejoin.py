@@ -5,6 +5,7 @@ can never be pointed elsewhere. Real playbook files, real Redis, real outbox."""
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
+from hooks.rejoin import is_person_navigation
 from tests import payloads
 from tests.conftest import BASE_URL, SECRET_KEY, parts
 from tests.fixtures_seq import CREATED, cancel
@@ -38,6 +40,8 @@ incentive = "gold_back"
 rejoin_url = "{GOLD}"
 """
 BUTTON = re.compile(r'<a class="button"[^>]* href="([^"]+)"')
+# What a browser sends when a person follows a link (Chromium's Fetch Metadata headers).
+CLICK = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document", "Sec-Fetch-User": "?1"}
 
 
 @pytest.fixture
@@ -93,7 +97,7 @@ def test_the_redirect_records_the_click_and_forwards_with_the_code(
     head = client.head(_path(button))
     assert head.status_code == 302
     assert runtime.store.rejoin_clicks(seq) == {}
-    response = client.get(_path(button))
+    response = client.get(_path(button), headers=CLICK)
     assert response.status_code == 302
     assert response.headers["Location"] == (
         "https://members.example.com/register/gold/?coupon=GOLD%2020%26MORE"
@@ -101,7 +105,7 @@ def test_the_redirect_records_the_click_and_forwards_with_the_code(
     assert response.headers["Cache-Control"] == "no-store"
     first = runtime.store.rejoin_clicks(seq)
     assert list(first) == ["winback"]
-    client.get(_path(button))  # a second click keeps the first time
+    client.get(_path(button), headers=CLICK)  # a second click keeps the first time
     assert runtime.store.rejoin_clicks(seq) == first
 
 
@@ -111,12 +115,78 @@ def test_a_comeback_after_the_click_is_won_back(
     seq = cancel(post_hook)
     clock.advance(days=2)
     [button] = BUTTON.findall(_winback(outbox)[1])
-    client.get(_path(button))
+    client.get(_path(button), headers=CLICK)
     post_hook.memberpress(payloads.memberpress(CREATED, status="active", subscription_id="900"))
     clock.advance(seconds=0)
     sequence = runtime.store.load_sequence(seq)
     assert (sequence.status, sequence.outcome) == ("stopped", "won_back")
     assert runtime.store.rejoin_clicks(seq)["winback"] <= sequence.came_back_at
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "counted"),
+    [
+        ("GET", CLICK, True),
+        ("HEAD", CLICK, False),
+        ("GET", {}, False),  # curl, wget, most scanners
+        ("GET", {**CLICK, "Sec-Fetch-User": "?0"}, False),  # no user activation
+        ("GET", {k: v for k, v in CLICK.items() if k != "Sec-Fetch-User"}, False),
+        ("GET", {**CLICK, "Sec-Fetch-Dest": "iframe"}, False),
+        ("GET", {**CLICK, "Sec-Fetch-Mode": "no-cors"}, False),
+        ("GET", {**CLICK, "Sec-Purpose": "prefetch"}, False),
+        ("GET", {**CLICK, "Purpose": "prefetch"}, False),
+    ],
+    ids=[
+        "click",
+        "head",
+        "bare",
+        "no-activation",
+        "no-user",
+        "frame",
+        "fetch",
+        "sec-prefetch",
+        "prefetch",
+    ],
+)
+def test_only_a_persons_navigation_counts(method, headers, counted):
+    assert is_person_navigation(method, headers) is counted
+
+
+def test_curl_is_forwarded_at_once_and_not_counted(
+    playbook, post_hook, clock, outbox, live_server, runtime
+):
+    seq = cancel(post_hook)
+    clock.advance(days=2)
+    [button] = BUTTON.findall(_winback(outbox)[1])
+    url = button.replace(BASE_URL, live_server.url)
+    for extra in ([], ["-I"], ["-A", "Mozilla/5.0 (Windows NT 10.0) Chrome/120"]):
+        shown = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", *extra, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert shown.startswith("302 https://members.example.com/register/gold/"), shown
+    assert runtime.store.rejoin_clicks(seq) == {}
+
+
+def test_a_click_in_chromium_counts(
+    playbook, post_hook, clock, outbox, live_server, browser, runtime
+):
+    seq = cancel(post_hook)
+    clock.advance(days=2)
+    html = _winback(outbox)[1].replace(BASE_URL, live_server.url)
+    page = browser.new_page()
+    arrived = []
+    page.route(
+        "https://members.example.com/**",
+        lambda route: (arrived.append(route.request.url), route.fulfill(body="welcome back")),
+    )
+    page.set_content(html)
+    page.click("a.button")
+    page.wait_for_url("https://members.example.com/**")
+    assert arrived == ["https://members.example.com/register/gold/?coupon=GOLD%2020%26MORE"]
+    assert list(runtime.store.rejoin_clicks(seq)) == ["winback"]
 
 
 def _expired(link: RejoinLink) -> str:
@@ -160,7 +230,7 @@ def test_a_bad_token_forwards_to_the_plain_rejoin_page(
         token = make_rejoin_token(SECRET_KEY, RejoinLink("memberpress-0", "winback", "X"))
     else:
         token = forge(token)
-    response = client.get(f"/r/{token}")
+    response = client.get(f"/r/{token}", headers=CLICK)
     assert response.status_code == 302
     assert response.headers["Location"] == PLAIN  # never elsewhere, and no code
     assert runtime.store.rejoin_clicks(seq) == {}

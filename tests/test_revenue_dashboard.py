@@ -19,6 +19,7 @@ from tests.fixtures_insights import ADMIN_PASSWORD
 from tests.fixtures_seq import CREATED
 from tests.test_feedback_page import submit
 from tests.test_insights import AUTH, figure
+from tests.test_rejoin import CLICK
 
 PLAYBOOK = """
 [default]
@@ -79,7 +80,7 @@ def seeded(stack, client, post_hook, clock, outbox, survey_links):
         if m["To"].addresses[0].addr_spec == "bo@example.com" and "List-Unsubscribe" in m
     ]
     [button] = BUTTON.findall(winback.get_body(("html",)).get_content())
-    assert client.get(button[len(BASE_URL) :]).status_code == 302
+    assert client.get(button[len(BASE_URL) :], headers=CLICK).status_code == 302
     back = payloads.memberpress(
         CREATED, email="bo@example.com", status="active", subscription_id="20"
     )
@@ -194,4 +195,66 @@ def test_comment_authors_by_name_and_unsubscribes_counted(seeded, client, outbox
     assert one_click.status_code == 200
     html = client.get("/admin", headers=AUTH).get_data(as_text=True)
     assert figure(html, "unsubscribes") == "1"
+    # cy's win-back was Silver's: the membership filter keeps it there.
+    silver = client.get("/admin?membership=42", headers=AUTH).get_data(as_text=True)
+    gold = client.get("/admin?membership=3006", headers=AUTH).get_data(as_text=True)
+    assert (figure(silver, "unsubscribes"), figure(gold, "unsubscribes")) == ("1", "0")
     assert 'Jane Doe <a href="mailto:ana@example.com">ana@example.com</a>' in html
+
+
+TWO_WINBACKS = """
+[default]
+rejoin_url = "https://members.example.com/join/"
+steps = [
+  { template = "winback", delay = "1d", stream = "marketing" },
+  { template = "winback_last", delay = "5d", stream = "marketing" },
+]
+"""
+
+
+def _follow_and_come_back(client, post_hook, outbox, email, sub, last):
+    """Follow the rejoin button of `email`'s first (or `last`) win-back, then rejoin."""
+    [html] = [
+        body
+        for m in outbox()
+        if m["To"].addresses[0].addr_spec == email and "List-Unsubscribe" in m
+        for body in [m.get_body(("html",)).get_content()]
+        if ("Last call." in body) is last
+    ]
+    [button] = BUTTON.findall(html)
+    assert client.get(button[len(BASE_URL) :], headers=CLICK).status_code == 302
+    back = payloads.memberpress(CREATED, email=email, status="active", subscription_id=sub)
+    assert post_hook.memberpress(back).status_code == 202
+
+
+def test_the_funnel_per_email(use_playbook, app, tmp_path, client, post_hook, clock, outbox):
+    templates = tmp_path / "email_templates"
+    shutil.copytree(app.extensions["farewell"].settings.templates_dir, templates)
+    for ext in ("html", "txt"):
+        for lang in ("en", "pt_BR"):
+            text = (templates / lang / f"winback.{ext}").read_text()
+            last = text.replace("{% endblock %}", "<p>Last call.</p>\n{% endblock %}")
+            (templates / lang / f"winback_last.{ext}").write_text(last)
+    rt = use_playbook(TWO_WINBACKS, templates_dir=templates)
+    app.extensions["farewell"].settings = rt.settings
+    gold = ("3006", "Gold Club", "20.00", "1", "months")
+    for name, sub in (("ana", "1"), ("bo", "2"), ("cy", "3")):
+        _cancel(post_hook, f"{name}@example.com", sub, *gold)
+    clock.advance(days=2)  # the first win-back goes to all three; bo follows it and rejoins
+    _follow_and_come_back(client, post_hook, outbox, "bo@example.com", "20", False)
+    clock.advance(days=4)  # the last win-back to ana and cy; cy follows it and rejoins
+    _follow_and_come_back(client, post_hook, outbox, "cy@example.com", "30", True)
+    clock.advance(seconds=0)
+    html = client.get("/admin", headers=AUTH).get_data(as_text=True)
+    rows = dict(re.findall(r'<tr data-step="([^"]+)">(.*?)</tr>', html, re.S))
+    assert list(rows) == ["winback", "winback_last"]  # in the order they go out
+    cells = {step: re.findall(r"<td data-(\w+)>([^<]*)</td>", row) for step, row in rows.items()}
+    assert cells["winback"] == [("sent", "3"), ("clicks", "1"), ("won", "1"), ("mrr", "$20.00")]
+    assert cells["winback_last"] == [
+        ("sent", "2"),
+        ("clicks", "1"),
+        ("won", "1"),
+        ("mrr", "$20.00"),
+    ]
+    assert figure(html, "winbacks_sent") == "3"  # members reached, as before
+    assert figure(html, "won_back_after_winback") == "2"

@@ -6,15 +6,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import subscription_state
 from .events import Event
 from .notify import enqueue_cancellation
 from .revenue import mrr_of
 from .runtime import runtime
-from .store import Cancellation
+from .store import Cancellation, Store
 
 
-def _revenue(event: Event, default_currency: str) -> dict[str, Any]:
+def _revenue(event: Event, store: Store, default_currency: str) -> dict[str, Any]:
     money = mrr_of(event.source, event.raw, default_currency)
+    if money is None and event.source == "pmpro":
+        # The push names no level: the billing of the level the member last got.
+        billing = subscription_state.level_billing(store, event)
+        money = billing.monthly(default_currency) if billing else None
     return {"mrr": money.amount, "currency": money.currency} if money else {}
 
 
@@ -33,7 +38,7 @@ def note_cancellation(event: Event) -> bool:
         membership_title=event.membership.title if event.membership else "",
         source=event.source,
         sequence_id=event.event_id,
-        **_revenue(event, rt.settings.currency),
+        **_revenue(event, rt.store, rt.settings.currency),
     )
     if not rt.store.record_cancellation(record):
         return False

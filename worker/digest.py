@@ -30,7 +30,7 @@ from rq.job import Job
 
 from .insights import Amounts, Filters, Insights, compute, gather
 from .mail.message import OutgoingEmail
-from .render import format_money
+from .render import format_date, format_money
 from .runtime import Runtime, runtime
 from .settings import DIGEST_DAYS, Settings
 from .store.keys import PREFIX
@@ -87,45 +87,116 @@ class Digest:
     html: str
 
 
-def _money(amounts: Amounts) -> str:
-    return " + ".join(format_money(v, c, "en") for c, v in amounts.items()) or "$0.00"
+# The digest's words per locale (FAREWELL_DIGEST_LOCALE, else FAREWELL_DEFAULT_LOCALE).
+_WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Farewell weekly digest for {site}: {since} to {until} (UTC)",
+        "cancellations": "Cancellations:",
+        "lost": "Lost MRR:",
+        "unpriced": " ({n} without a price)",
+        "answers": "Survey answers:",
+        "answers_value": "{answered} of {asked} asked",
+        "winbacks": "Win-backs sent:",
+        "clicks": "Rejoin clicks:",
+        "won": "Won back:",
+        "recovered": " (recovered {money} MRR)",
+        "top": "Top reasons:",
+        "reason_mrr": "({money} MRR)",
+        "none": "(none)",
+        "comments": "New comments: {n}",
+        "erased": "(erased)",
+        "no_reason": "no reason",
+        "dashboard": "Dashboard: {url}",
+        "subject_one": "{site}: 1 cancellation, {money} MRR lost last week",
+        "subject_many": "{site}: {n} cancellations, {money} MRR lost last week",
+    },
+    "pt_BR": {
+        "title": "Resumo semanal do Farewell para {site}: de {since} a {until} (UTC)",
+        "cancellations": "Cancelamentos:",
+        "lost": "MRR perdido:",
+        "unpriced": " ({n} sem preço)",
+        "answers": "Respostas à pesquisa:",
+        "answers_value": "{answered} de {asked} perguntados",
+        "winbacks": "Win-backs enviados:",
+        "clicks": "Cliques para voltar:",
+        "won": "Reconquistados:",
+        "recovered": " ({money} de MRR recuperado)",
+        "top": "Principais motivos:",
+        "reason_mrr": "({money} de MRR)",
+        "none": "(nenhum)",
+        "comments": "Novos comentários: {n}",
+        "erased": "(apagado)",
+        "no_reason": "sem motivo",
+        "dashboard": "Painel: {url}",
+        "subject_one": "{site}: 1 cancelamento, {money} de MRR perdido na semana passada",
+        "subject_many": "{site}: {n} cancelamentos, {money} de MRR perdido na semana passada",
+    },
+}
+LABEL_WIDTH = 22  # the figures line up after the longest label
+
+
+def digest_locale(settings: Settings) -> str:
+    return settings.digest_locale or settings.default_locale
+
+
+def _money(amounts: Amounts, locale: str, currency: str) -> str:
+    return " + ".join(format_money(v, c, locale) for c, v in amounts.items()) or format_money(
+        0, currency, locale
+    )
 
 
 def compose_digest(
-    ins: Insights, since: date, until: date, dashboard_url: str, site_name: str
+    ins: Insights,
+    since: date,
+    until: date,
+    dashboard_url: str,
+    site_name: str,
+    locale: str = "en",
+    currency: str = "USD",
 ) -> Digest:
-    """The digest's words from the week's figures. Pure."""
+    """The digest's words from the week's figures, in `locale` (dates and money too). Pure."""
+    w = _WORDS.get(locale, _WORDS["en"])
+
+    def money(amounts: Amounts) -> str:
+        return _money(amounts, locale, currency)
+
+    def row(label: str, value: object) -> str:
+        return f"{w[label]:<{LABEL_WIDTH}}{value}"
+
+    title = w["title"].format(
+        site=site_name, since=format_date(since, locale), until=format_date(until, locale)
+    )
     lines = [
-        f"Farewell weekly digest for {site_name}: {since:%a %d %b} to {until:%a %d %b %Y} (UTC)",
+        title,
         "",
-        f"Cancellations:        {ins.cancellations}",
-        f"Lost MRR:             {_money(ins.lost_mrr)}"
-        + (f" ({ins.mrr_unknown} without a price)" if ins.mrr_unknown else ""),
-        f"Survey answers:       {ins.answered} of {ins.asked} asked",
-        f"Win-backs sent:       {ins.winbacks_sent}",
-        f"Rejoin clicks:        {ins.rejoin_clicks}",
-        f"Won back:             {ins.won_back_after_winback}"
-        f" (recovered {_money(ins.recovered_mrr)} MRR)",
+        row("cancellations", ins.cancellations),
+        row("lost", money(ins.lost_mrr))
+        + (w["unpriced"].format(n=ins.mrr_unknown) if ins.mrr_unknown else ""),
+        row("answers", w["answers_value"].format(answered=ins.answered, asked=ins.asked)),
+        row("winbacks", ins.winbacks_sent),
+        row("clicks", ins.rejoin_clicks),
+        row("won", ins.won_back_after_winback)
+        + w["recovered"].format(money=money(ins.recovered_mrr)),
         "",
-        "Top reasons:",
+        w["top"],
     ]
     top = [r for r in ins.reasons if r.count][:TOP_REASONS]
-    lines += [f"  {r.count}  {r.label}  ({_money(r.mrr)} MRR)" for r in top] or ["  (none)"]
-    lines += ["", f"New comments: {len(ins.comments)}"]
+    lines += [
+        f"  {r.count}  {r.label}  " + w["reason_mrr"].format(money=money(r.mrr)) for r in top
+    ] or [f"  {w['none']}"]
+    lines += ["", w["comments"].format(n=len(ins.comments))]
     for c in ins.comments[:COMMENTS_SHOWN]:
-        who = c.email or "(erased)"
-        lines.append(f"  - {who}, {c.reason_label or 'no reason'}: {c.text}")
-    lines += ["", f"Dashboard: {dashboard_url}"]
+        who = c.email or w["erased"]
+        lines.append(f"  - {who}, {c.reason_label or w['no_reason']}: {c.text}")
+    lines += ["", w["dashboard"].format(url=dashboard_url)]
     text = "\n".join(lines) + "\n"
     body = html.escape(text).replace(html.escape(dashboard_url), _link(dashboard_url))
     page = (
-        '<!DOCTYPE html><html lang="en"><meta charset="utf-8"><body>'
+        f'<!DOCTYPE html><html lang="{locale.replace("_", "-")}"><meta charset="utf-8"><body>'
         f'<pre style="font: 14px/1.5 monospace; white-space: pre-wrap">{body}</pre></body></html>'
     )
-    subject = (
-        f"{site_name}: {ins.cancellations} cancellation{'s' if ins.cancellations != 1 else ''},"
-        f" {_money(ins.lost_mrr)} MRR lost last week"
-    )
+    plural = "subject_one" if ins.cancellations == 1 else "subject_many"
+    subject = w[plural].format(site=site_name, n=ins.cancellations, money=money(ins.lost_mrr))
     return Digest(subject, text, page)
 
 
@@ -187,9 +258,13 @@ def _send_once(rt: Runtime, week: str) -> str:
     try:
         since, until = period_before(week_monday(week))
         filters = Filters(since=since, until=until)
-        ins = compute(gather(rt.store, filters), filters, rt.reasons)
+        locale = digest_locale(settings)
+        entries = gather(rt.store, filters)
+        ins = compute(entries, filters, rt.reasons, locale, settings.default_locale)
         url = dashboard_url(settings, since, until)
-        digest = compose_digest(ins, since, until, url, settings.site_name)
+        digest = compose_digest(
+            ins, since, until, url, settings.site_name, locale, settings.currency
+        )
         host = settings.base_url.split("//", 1)[-1].split("/", 1)[0].split(":")[0] or "localhost"
         message_id = rt.transport.send(
             OutgoingEmail(

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from .reasons import Reason
-from .store import Cancellation, Feedback, SequenceOutcome, Store, Suppression
+from .store import Cancellation, Feedback, SequenceOutcome, Store, Suppression, WinbackSteps
 
 UNSUBSCRIBED = "unsubscribed"  # the suppression reason the unsubscribe links write
 
@@ -68,13 +68,15 @@ class Filters:
 
 
 def count_unsubscribes(suppressions: Iterable[Suppression], filters: Filters) -> int:
-    """Addresses that unsubscribed through an email's link in the filter's dates (the
-    suppression list knows no membership, so the membership filter does not apply)."""
+    """Addresses that unsubscribed through an email's link in the filter's dates, of the
+    filter's membership when one is chosen (the link's sequence names it; unsubscribes
+    recorded before that was kept have none, so they count only without a filter)."""
     start, end = filters.window()
     return sum(
         1
         for s in suppressions
         if s.reason == UNSUBSCRIBED
+        and (not filters.membership_id or s.membership_id == filters.membership_id)
         and (start is None or s.at >= start)
         and (end is None or s.at < end)
     )
@@ -113,6 +115,7 @@ class Entry:
     feedback: Feedback | None
     email: str = ""  # "" once the member is erased
     rejoin_clicked: bool = False  # the win-back's rejoin button was followed
+    winbacks: WinbackSteps = field(default_factory=WinbackSteps)  # per email (step)
 
     @property
     def asked(self) -> bool:
@@ -126,6 +129,16 @@ class Entry:
     @property
     def winback_sent(self) -> bool:
         return bool(self.sequence and self.sequence.marketing_sent_at)
+
+    @property
+    def won_back_by(self) -> str:
+        """The win-back email (step) that won the member back: the last one sent before
+        they came back; "" when not won back or sent before emails were counted per step."""
+        seq = self.sequence
+        if seq is None or self.outcome != "won_back" or seq.came_back_at is None:
+            return ""
+        before = [(at, step) for step, at in self.winbacks.sent.items() if at <= seq.came_back_at]
+        return max(before)[1] if before else ""
 
 
 # Money per currency: sums never mix currencies (no exchange rates here).
@@ -187,6 +200,17 @@ class MembershipLoss:
 
 
 @dataclass(frozen=True)
+class EmailFunnel:
+    """The win-back funnel of one marketing email (playbook step)."""
+
+    step: str
+    sent: int
+    rejoin_clicks: int
+    won_back: int  # came back within FAREWELL_WON_BACK_DAYS, this email the last before
+    recovered_mrr: Amounts
+
+
+@dataclass(frozen=True)
 class Comment:
     at: datetime  # when the member answered
     reason_id: str
@@ -218,6 +242,7 @@ class Insights:
     won_back_after_winback: int = 0
     recovered_mrr: Amounts = field(default_factory=dict)
     months: list[MonthReasons] = field(default_factory=list)  # the reasons' trend
+    funnel: list[EmailFunnel] = field(default_factory=list)  # the win-back funnel per email
 
     @property
     def response_rate(self) -> float | None:
@@ -237,14 +262,15 @@ def gather(store: Store, filters: Filters) -> list[Entry]:
     sequences = store.sequence_outcomes(seq_ids)
     answers = store.load_many_feedback(seq_ids)
     emails = store.member_emails(sorted({c.member_key for c in records}))
-    clicked = store.rejoin_clicked([sid for sid, s in sequences.items() if s.marketing_sent_at])
+    winbacks = store.winback_steps([sid for sid, s in sequences.items() if s.marketing_sent_at])
     return [
         Entry(
             cancellation=c,
             sequence=sequences.get(c.sequence_id),
             feedback=answers.get(c.sequence_id),
             email=emails.get(c.member_key, ""),
-            rejoin_clicked=c.sequence_id in clicked,
+            rejoin_clicked=bool(c.sequence_id in winbacks and winbacks[c.sequence_id].clicked),
+            winbacks=winbacks.get(c.sequence_id, WinbackSteps()),
         )
         for c in records
     ]
@@ -281,7 +307,35 @@ def compute(
         won_back_after_winback=len(won),
         recovered_mrr=add_mrr(won),
         months=monthly_reasons(answers, filters),
+        funnel=email_funnel(winbacks),
     )
+
+
+def email_funnel(winbacks: list[Entry]) -> list[EmailFunnel]:
+    """The win-back funnel per marketing email (step), in the order they go out (by
+    their average delay after the cancellation). A click or a comeback counts for the
+    email whose button or offer it followed; one pass over the entries."""
+    sent: dict[str, list[float]] = {}
+    clicks: Counter[str] = Counter()
+    won: dict[str, list[Entry]] = {}
+    for e in winbacks:
+        for step, at in e.winbacks.sent.items():
+            sent.setdefault(step, []).append(at - e.cancellation.at)
+        clicks.update(step for step in e.winbacks.clicked if step in e.winbacks.sent)
+        if by := e.won_back_by:
+            won.setdefault(by, []).append(e)
+    found = [
+        EmailFunnel(
+            step,
+            len(delays),
+            clicks[step],
+            len(won.get(step, [])),
+            add_mrr(won.get(step, [])),
+        )
+        for step, delays in sent.items()
+    ]
+    delay = {step: sum(d) / len(d) for step, d in sent.items()}
+    return sorted(found, key=lambda f: (delay[f.step], f.step))
 
 
 # The trend shows this many reasons (the most given) and folds the rest into "other".

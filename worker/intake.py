@@ -49,6 +49,8 @@ def accept(
         verdict, event_id = subscription_state.accept(
             store, event, dedupe_ttl, job, counted=counted
         )
+        if verdict is not subscription_state.Verdict.STALE:
+            subscription_state.remember_level_billing(store, event)
         return _OUTCOMES[verdict], event_id
     if not store.accept_event(event, dedupe_ttl, job, counted=counted):
         return Outcome.DUPLICATE, event.event_id

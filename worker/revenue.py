@@ -10,8 +10,9 @@ Each source states price and billing period its own way; all become an amount pe
                   unit_amount_decimal) x quantity, price.recurring interval + interval_count,
                   price.currency or the subscription's currency
     pmpro         level.billing_amount + cycle_number + cycle_period (Day|Week|Month|Year),
-                  from `old_level` when sent, else `level` (PMPro's cancellation push carries
-                  only {"ID": "0"}: no amount, so no MRR)
+                  from `old_level` when sent, else `level`. PMPro's cancellation push carries
+                  only {"ID": "0"}: its MRR comes from the billing of the level the member
+                  last got (pmpro_level_billing, remembered by worker/subscription_state.py)
     standard      data.subscription.amount + interval + interval_count + currency (optional,
                   docs/sources/standard.md)
 
@@ -148,6 +149,31 @@ def _pmpro(raw: Mapping[str, Any], default: str) -> Money | None:
     level = _dict(raw.get("old_level")) or _dict(raw.get("level"))
     return monthly(
         level.get("billing_amount"), level.get("cycle_number"), level.get("cycle_period"), default
+    )
+
+
+@dataclass(frozen=True)
+class LevelBilling:
+    """A PMPro level's billing as its push states it (text, as sent): `amount` every
+    `cycle_number` `cycle_period`. Remembered per member (worker/subscription_state.py),
+    since the cancellation push carries no level to read it from."""
+
+    amount: str
+    cycle_number: str
+    cycle_period: str
+
+    def monthly(self, currency: str) -> Money | None:
+        return monthly(self.amount, self.cycle_number, self.cycle_period, currency)
+
+
+def pmpro_level_billing(raw: Mapping[str, Any]) -> LevelBilling | None:
+    """The billing of the level a PMPro push gives (None for a level-0 cancellation, or a
+    push without billing fields). A free level is billing too: 0, so no MRR."""
+    level = _dict(raw.get("level"))
+    if str(level.get("ID", "0")) == "0" or "billing_amount" not in level:
+        return None
+    return LevelBilling(
+        *(str(level.get(k) or "") for k in ("billing_amount", "cycle_number", "cycle_period"))
     )
 
 

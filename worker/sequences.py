@@ -106,10 +106,13 @@ def stop_marketing(store: Store, queue: Queue, member_key: str) -> int:
     return cancelled
 
 
-def suppress_member(store: Store, queue: Queue, email: str, reason: str) -> tuple[bool, int]:
+def suppress_member(
+    store: Store, queue: Queue, email: str, reason: str, membership_id: str = ""
+) -> tuple[bool, int]:
     """Never email this address again, and cancel its pending marketing steps now.
+    `membership_id`: the membership the request came through, when known.
     Returns (newly suppressed, jobs cancelled)."""
-    added = store.suppress(email, reason)
+    added = store.suppress(email, reason, membership_id)
     return added, stop_marketing(store, queue, member_key(email))
 
 

@@ -80,6 +80,7 @@ class Settings:
     digest_to: str = ""
     digest_day: str = "monday"
     digest_hour: int = 8
+    digest_locale: str = ""  # the digest's language; "" = default_locale
     timezone: str = "UTC"  # IANA name, e.g. America/Sao_Paulo
     default_locale: str = "en"
     queue_name: str = DEFAULT_QUEUE
@@ -214,6 +215,11 @@ class Settings:
             )
         if not 0 <= self.digest_hour <= 23:
             raise SettingsError("FAREWELL_DIGEST_HOUR must be an hour from 0 to 23")
+        if self.digest_locale and self.digest_locale not in SUPPORTED_LOCALES:
+            raise SettingsError(
+                f"FAREWELL_DIGEST_LOCALE must be one of {', '.join(SUPPORTED_LOCALES)}, "
+                f"not {self.digest_locale!r}"
+            )
         if self.digest_to and (
             "@" not in self.digest_to or any(c.isspace() for c in self.digest_to)
         ):

@@ -24,10 +24,16 @@ Key (under the `farewell:` prefix):
     substate:{source}:{subject hash}   hash: state, changed_at, revision, expires_at,
                                        amount, paid_at, event_id (the last change),
                                        cancelled_by (the cancellation's event id, until a
-                                       comeback) (no TTL; no personal data)
+                                       comeback); for PMPro also level_amount,
+                                       level_cycle_number, level_cycle_period (no TTL;
+                                       no personal data)
 
 The subject is the subscription id, else the source's member id, else the member key (a
 MemberPress cancellation may come without `data.id`: it is still deduplicated).
+
+PMPro's cancellation push names no level, so the billing of the level that made the
+member active is remembered beside the state (`remember_level_billing`, after the state
+test accepted the delivery) and gives the cancellation its MRR (`level_billing`).
 
 The check and the accept are one Lua script (one round trip, like any other webhook): the
 state test below, then worker/store/scripts.py's ACCEPT unchanged, so an event that changes the
@@ -53,6 +59,7 @@ from redis import Redis
 from redis.commands.core import Script
 
 from .events import STATEFUL_SOURCES, Event, EventKind
+from .revenue import LevelBilling, pmpro_level_billing
 from .store import PREFIX, RECEIVED_METRIC, JobRecord, Store, metric_field
 from .store.scripts import ACCEPT, DELIVERED, accept_arguments
 from .webhook_log import accept_record
@@ -173,6 +180,27 @@ def load(store: Store, source: str, subject: str) -> SubscriptionState:
 def paid_until(store: Store, event: Event) -> datetime | None:
     """What the subscription's latest payment said, for a cancellation that does not say."""
     return load(store, event.source, subject_of(event)).paid_until
+
+
+_BILLING_FIELDS = ("level_amount", "level_cycle_number", "level_cycle_period")
+
+
+def remember_level_billing(store: Store, event: Event) -> bool:
+    """Keep the billing of the PMPro level this delivery gives, for the cancellation that
+    may follow; True if there was one to keep. Call only for a delivery that was not stale."""
+    billing = pmpro_level_billing(event.raw) if event.source == "pmpro" else None
+    if billing is None:
+        return False
+    values = (billing.amount, billing.cycle_number, billing.cycle_period)
+    key = state_key(event.source, subject_of(event))
+    store.redis.hset(key, mapping=dict(zip(_BILLING_FIELDS, values, strict=True)))
+    return True
+
+
+def level_billing(store: Store, event: Event) -> LevelBilling | None:
+    """The billing of the level the subscription last got, as remembered; None if none."""
+    values = store.redis.hmget(state_key(event.source, subject_of(event)), _BILLING_FIELDS)
+    return LevelBilling(*values) if values[0] is not None else None
 
 
 def accept(

@@ -56,6 +56,7 @@ from .keys import (
     send_claim_key,
     sequence_claims_key,
     sequence_key,
+    winback_key,
 )
 from .members import Members
 from .metrics import EMAILS_METRIC, RECEIVED_METRIC, metric_field, parse_metric_field
@@ -69,7 +70,7 @@ from .records import (
     SequenceOutcome,
     Suppression,
 )
-from .rejoins import Rejoins
+from .rejoins import Rejoins, WinbackSteps
 from .scripts import Claimed, Scripts
 from .sends import CLAIM_TAKEOVER_AFTER, HeldClaim, Phase, SendClaim, Sends
 from .sequences import Sequences
@@ -106,6 +107,7 @@ __all__ = [
     "SequenceOutcome",
     "Store",
     "Suppression",
+    "WinbackSteps",
     "alive_key",
     "batch_key",
     "cancellation_key",
@@ -129,6 +131,7 @@ __all__ = [
     "send_claim_key",
     "sequence_claims_key",
     "sequence_key",
+    "winback_key",
 ]
 
 

@@ -30,7 +30,10 @@ Layout (all under the `farewell:` prefix):
     feedback:{sequence_id}     hash: reason, comment, no_email ("1" | "0"), at
     rejoin:{sequence_id}       hash step -> when its rejoin button was first followed
                                (the win-back funnel; no personal data)
-    suppressed                 hash address-hash -> JSON {reason, at, hint}: never mail these
+    winback:{sequence_id}      hash step -> when that marketing email went out (the funnel
+                               per email; no personal data)
+    suppressed                 hash address-hash -> JSON {reason, at, hint, membership_id
+                               (when known)}: never mail these
     cancellations              zset event_id -> occurred_at: every cancellation, for insights
     cancellation:{event_id}    hash: member_key, at, membership_id, membership_title, source,
                                sequence_id, mrr (decimal text, "" unknown), currency
@@ -158,6 +161,10 @@ def feedback_key(sequence_id: str) -> str:
 
 def rejoin_key(sequence_id: str) -> str:
     return f"{PREFIX}rejoin:{sequence_id}"
+
+
+def winback_key(sequence_id: str) -> str:
+    return f"{PREFIX}winback:{sequence_id}"
 
 
 def cancellation_key(event_id: str) -> str:

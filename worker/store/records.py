@@ -138,11 +138,18 @@ class Suppression:
     reason: str  # "unsubscribed", "asked_no_email", "bounced", "complained", "manual", ...
     at: float
     hint: str  # masked address, e.g. "j***@example.com"
+    membership_id: str = ""  # whose email's link it came from ("" unknown, e.g. manual)
 
     @classmethod
     def from_json(cls, address_hash: str, raw: str) -> Suppression:
         data = json.loads(raw)
-        return cls(address_hash, data["reason"], float(data["at"]), data.get("hint", ""))
+        return cls(
+            address_hash,
+            data["reason"],
+            float(data["at"]),
+            data.get("hint", ""),
+            data.get("membership_id", ""),
+        )
 
 
 def member_fields(member: Member, extra: Mapping[str, str]) -> dict[str, str]:

@@ -31,6 +31,7 @@ from .keys import (
     member_paused_key,
     send_claim_key,
     sequence_key,
+    winback_key,
 )
 from .metrics import EMAILS_METRIC, metric_field
 from .records import Feedback, SendChecks, member_from, sequence_from
@@ -191,6 +192,7 @@ class Sends:
         pipe.hincrby(METRICS_KEY, metric_field(EMAILS_METRIC, metric_labels), 1)
         if stream == "marketing":
             pipe.hset(sequence_key(sequence_id), "marketing_sent_at", repr(now))
+            pipe.hsetnx(winback_key(sequence_id), step, repr(now))  # the funnel per email
         entry = {
             "sequence": sequence_id,
             "step": step,

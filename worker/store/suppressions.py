@@ -18,9 +18,13 @@ from .records import Suppression
 class Suppressions:
     redis: Redis
 
-    def suppress(self, email: str, reason: str) -> bool:
-        """Add the address; False if it was suppressed already (the first reason stays)."""
+    def suppress(self, email: str, reason: str, membership_id: str = "") -> bool:
+        """Add the address; False if it was suppressed already (the first reason stays).
+        `membership_id`: the membership whose email the member unsubscribed from, if known
+        (for the dashboard's membership filter)."""
         entry = {"reason": reason, "at": time.time(), "hint": mask_email(email)}
+        if membership_id:
+            entry["membership_id"] = membership_id
         return bool(self.redis.hsetnx(SUPPRESSED_KEY, member_key(email), json.dumps(entry)))
 
     def unsuppress(self, email: str) -> bool:
