@@ -46,7 +46,7 @@ NO_EMAIL_REASON = "asked_no_email"
 
 
 def _text(locale: str) -> dict[str, str]:
-    site = get_services().settings.site_name
+    site = get_services().settings.site_name_in(locale)
     return {
         k: v.format(site=site, max=COMMENT_MAX, reason="{reason}")
         for k, v in text_for(locale).items()

@@ -58,7 +58,8 @@ def _page(key: str, status: int) -> ResponseReturnValue:
     settings = get_services().settings
     locale = locale_from(request.accept_languages, settings.default_locale)
     t = {
-        k: v.format(site=settings.site_name, max=0, reason="") for k, v in text_for(locale).items()
+        k: v.format(site=settings.site_name_in(locale), max=0, reason="")
+        for k, v in text_for(locale).items()
     }
     return render_template("feedback_error.html", lang=locale, t=t, message=t[key]), status
 

@@ -7,7 +7,15 @@ from unicodedata import category
 import click
 from flask.cli import with_appcontext
 
-from worker.insights import FilterError, Insights, compute, gather, parse_filters
+from worker.insights import (
+    Amounts,
+    FilterError,
+    Insights,
+    compute,
+    count_unsubscribes,
+    gather,
+    parse_filters,
+)
 
 from .services import get_services
 
@@ -18,7 +26,14 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.0f}%"
 
 
-def format_report(insights: Insights, membership_title: str = "") -> str:
+def _amounts(amounts: Amounts) -> str:
+    """'10.00 USD + 49.90 BRL': monthly revenue, one figure per currency."""
+    if not amounts:
+        return "-"
+    return " + ".join(f"{value:,.2f} {currency}" for currency, value in sorted(amounts.items()))
+
+
+def format_report(insights: Insights, membership_title: str = "", unsubscribed: int = 0) -> str:
     f = insights.filters
     scope = membership_title or f.membership_id or "all memberships"
     span = (
@@ -36,6 +51,10 @@ def format_report(insights: Insights, membership_title: str = "") -> str:
         f"({_pct(insights.won_back_rate)} of {insights.winbacks_sent} win-backs sent)",
         f"Came back on own     {insights.came_back}",
         f"Asked for no email   {insights.no_email}",
+        f"Unsubscribed         {unsubscribed} (through an email's link)",
+        f"Lost MRR             {_amounts(insights.lost_mrr)}"
+        + (f" ({insights.mrr_unknown} without a price)" if insights.mrr_unknown else ""),
+        f"Recovered MRR        {_amounts(insights.recovered_mrr)}",
         "",
         "Cancellations per week",
     ]
@@ -48,13 +67,30 @@ def format_report(insights: Insights, membership_title: str = "") -> str:
     lines += ["", "Reasons"]
     width = max([len(r.label) for r in insights.reasons] + [10])
     for r in insights.reasons:
-        lines.append(f"  {r.label:<{width}}  {r.count:>4}  {_pct(r.share):>4}  [{r.id}]")
+        lines.append(
+            f"  {r.label:<{width}}  {r.count:>4}  {_pct(r.share):>4}  {_amounts(r.mrr)}  [{r.id}]"
+        )
+    lines += ["", "Lost by membership"]
+    width = max([len(m.title or m.id) for m in insights.memberships] + [10])
+    for m in insights.memberships:
+        lines.append(f"  {m.title or m.id:<{width}}  {m.count:>4}  {_amounts(m.mrr)}")
+    if not insights.memberships:
+        lines.append("  (none)")
+    lines += ["", "Win-back funnel per email (sent, rejoin clicks, came back, MRR recovered)"]
+    for f in insights.funnel:
+        lines.append(
+            f"  {f.step}  {f.sent:>4}  {f.rejoin_clicks:>4}  {f.won_back:>4}  "
+            f"{_amounts(f.recovered_mrr)}"
+        )
+    if not insights.funnel:
+        lines.append("  (none)")
     lines += ["", "Comments (newest first)"]
     for c in insights.comments:
         # One line each, and no control characters: a comment must not drive the terminal.
         text = "".join("?" if category(ch) == "Cc" else ch for ch in " ".join(c.text.split()))
         reason = c.reason_label or "no reason"
-        lines.append(f"  {c.at.strftime('%Y-%m-%d')}  {reason} · {c.membership}: {text}")
+        who = c.email or "erased member"
+        lines.append(f"  {c.at.strftime('%Y-%m-%d')}  {who}  {reason} · {c.membership}: {text}")
     if not insights.comments:
         lines.append("  (none)")
     return "\n".join(lines)
@@ -67,7 +103,7 @@ def format_report(insights: Insights, membership_title: str = "") -> str:
 @click.option("--until", default="", metavar="YYYY-MM-DD", help="To this day (UTC, inclusive).")
 def report(membership: str, since: str, until: str) -> None:
     """Print the insights dashboard's figures: cancellations per week, reasons, survey
-    response rate, win-backs and comments."""
+    response rate, lost and recovered revenue, the win-back funnel and comments."""
     try:
         filters = parse_filters(membership, since, until)
     except FilterError as exc:
@@ -76,4 +112,5 @@ def report(membership: str, since: str, until: str) -> None:
     locale = services.settings.default_locale
     insights = compute(gather(services.store, filters), filters, services.reasons, locale, locale)
     title = services.store.cancellation_memberships().get(filters.membership_id, "")
-    click.echo(format_report(insights, title))
+    unsubscribed = count_unsubscribes(services.store.suppressions(), filters)
+    click.echo(format_report(insights, title, unsubscribed))

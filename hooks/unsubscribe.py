@@ -46,6 +46,11 @@ TEXT = {
             "We will not write to you again about your membership. Thank you for the time "
             "you spent with {site}."
         ),
+        "already_heading": "You are already unsubscribed.",
+        "already_body": (
+            "{site} will not send you any more follow-up emails about your membership. "
+            "There is nothing more to do."
+        ),
         "gone_heading": "You will not hear from us.",
         "gone_body": "We no longer hold your address, so there is nothing to unsubscribe.",
         "busy_heading": "We could not do that just now.",
@@ -74,6 +79,11 @@ TEXT = {
             "Não escreveremos mais sobre a sua assinatura. Obrigado pelo tempo que você "
             "passou com {site}."
         ),
+        "already_heading": "Você já cancelou o recebimento.",
+        "already_body": (
+            "{site} não enviará mais nenhum email de acompanhamento sobre a sua assinatura. "
+            "Não há mais nada a fazer."
+        ),
         "gone_heading": "Você não receberá nada de nós.",
         "gone_body": "Não guardamos mais o seu endereço, então não há nada a cancelar.",
         "busy_heading": "Não conseguimos fazer isso agora.",
@@ -93,7 +103,7 @@ TEXT = {
 
 
 def _page(kind: str, lang: str, status: int = 200, **extra: object) -> ResponseReturnValue:
-    site = get_services().settings.site_name
+    site = get_services().settings.site_name_in(lang)
     text = {k: v.format(site=site) for k, v in TEXT[lang].items()}
     html = render_template("unsubscribe.html", kind=kind, lang=lang, t=text, **extra)
     return html, status
@@ -134,7 +144,10 @@ def _unsubscribe(token: str, one_click: bool) -> ResponseReturnValue:
     member = services.store.load_member(seq.member_key) if seq else None
     lang = _lang(seq.locale if seq else None)
     if request.method == "GET":
-        return _page("confirm" if member else "gone", lang)
+        if member is None:
+            return _page("gone", lang)
+        # Asking again after the member said no would be one question too many.
+        return _page("already" if services.store.is_suppressed(member.email) else "confirm", lang)
     if not one_click:
         verify_csrf()
     if member is not None:

@@ -371,7 +371,14 @@ def test_report_command_prints_the_same_figures(
     assert re.search(r"^Survey answered\s+3 of 5 asked \(60%\)$", out, re.M)
     assert re.search(r"^Won back\s+1 \(25% of 4 win-backs sent\)$", out, re.M)
     assert re.search(r"^Came back on own\s+1$", out, re.M)
-    assert re.search(r"It costs more than it's worth to me\s+2\s+67%\s+\[too_expensive\]", out)
+    assert re.search(r"It costs more than it's worth to me\s+2\s+67%\s+\S.*\[too_expensive\]", out)
+    # The money the dashboard shows, and who wrote each comment.
+    assert re.search(r"^Unsubscribed\s+0 \(through an email's link\)$", out, re.M)
+    assert re.search(r"^Lost MRR\s+100\.00 USD$", out, re.M)
+    assert re.search(r"^Recovered MRR\s+20\.00 USD$", out, re.M)
+    assert re.search(r"^  Gold Club\s+3\s+60\.00 USD$", out, re.M)
+    assert re.search(r"^  winback\s+4\s+0\s+1\s+20\.00 USD$", out, re.M)
+    assert "ana@example.com  It costs more than it's worth to me · Gold Club: Too pricey" in out
     assert "Too pricey <script>alert(1)</script>" in out
     assert out.index("HYPERLINK") < out.index("Too pricey")  # newest first
     result = runner.invoke(args=["report", "--membership", "42"])

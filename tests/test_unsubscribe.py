@@ -161,3 +161,27 @@ def test_unsubscribe_link_of_an_erased_member_records_nothing_and_says_so(
     reply = client.post(path, data={"List-Unsubscribe": "One-Click"})
     assert reply.status_code == 200
     assert runtime.store.suppressions() == []
+
+
+def test_a_member_who_unsubscribed_is_not_asked_again(post_hook, clock, client, settings):
+    seq_id = cancel(post_hook, locale="pt_BR")
+    clock.advance(seconds=0)
+    path = unsubscribe_path(seq_id, settings)
+    one_click = client.post(
+        path,
+        data=b"List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert one_click.status_code == 200
+    again = client.get(path).get_data(as_text=True)
+    assert "Você já cancelou o recebimento." in again
+    assert "Parar de receber estes emails?" not in again
+    assert 'name="csrf_token"' not in again  # no button to press a second time
+
+
+def test_pages_without_a_site_name_speak_the_members_language(post_hook, clock, settings, runtime):
+    seq_id = cancel(post_hook, locale="pt_BR")
+    clock.advance(seconds=0)
+    app = create_app({"TESTING": True, "SETTINGS": replace(settings, site_name="")})
+    page = app.test_client().get(unsubscribe_path(seq_id, settings)).get_data(as_text=True)
+    assert "nossa comunidade" in page and "our community" not in page

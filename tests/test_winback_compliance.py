@@ -91,3 +91,12 @@ def test_subjects_and_preheaders_are_text_not_html(settings, locale):
     assert "Gold <Club> & Co" in email.preheader and "&lt;" not in email.preheader
     assert "Tom &amp; Jerry" in email.html  # the HTML body stays escaped
     assert "Gold &lt;Club&gt; &amp; Co" in email.html
+
+
+@pytest.mark.parametrize(
+    ("locale", "words"), [("en", "our community"), ("pt_BR", "nossa comunidade")]
+)
+def test_an_unset_site_name_is_a_phrase_in_the_members_language(settings, locale, words):
+    unnamed = replace(settings, site_name="")
+    assert unnamed.site_name_in(locale) == words
+    assert replace(settings, site_name="Clube").site_name_in(locale) == "Clube"

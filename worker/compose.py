@@ -58,13 +58,13 @@ def template_context(
     `rejoin_url` the button to the membership's rejoin page (marketing steps whose
     membership has one); `feedback_given` says whether the member already answered."""
     urls = links(settings, seq.id)
-    sender_name = split_address(settings.mail_from)[0] or settings.site_name
+    sender_name = split_address(settings.mail_from)[0] or settings.site_name_in(seq.locale)
     return {
         "first_name": member.first_name,
         "last_name": member.last_name,
         "membership_title": seq.membership_title,
         "access_ends_on": seq.access_ends_at or None,
-        "site_name": settings.site_name,
+        "site_name": settings.site_name_in(seq.locale),
         "sender_name": sender_name,
         "feedback_url": urls["feedback_url"],
         "unsubscribe_url": urls["unsubscribe_url"] if step.stream == "marketing" else None,
@@ -112,7 +112,9 @@ def compose(
     if step.stream == "marketing":
         check_unsubscribe_link(step.template, str(context["unsubscribe_url"]), rendered)
     host = urlsplit(settings.base_url).hostname or "localhost"
-    headers = {"List-Id": f"{settings.site_name} farewell <farewell.{host}>"}
+    headers = {
+        "List-Id": f"{settings.site_name_in(settings.default_locale)} farewell <farewell.{host}>"
+    }
     if step.stream == "marketing":
         headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"

@@ -263,7 +263,7 @@ def _send_once(rt: Runtime, week: str) -> str:
         ins = compute(entries, filters, rt.reasons, locale, settings.default_locale)
         url = dashboard_url(settings, since, until)
         digest = compose_digest(
-            ins, since, until, url, settings.site_name, locale, settings.currency
+            ins, since, until, url, settings.site_name_in(locale), locale, settings.currency
         )
         host = settings.base_url.split("//", 1)[-1].split("/", 1)[0].split(":")[0] or "localhost"
         message_id = rt.transport.send(

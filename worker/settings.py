@@ -65,12 +65,16 @@ def env_name(field_name: str) -> str:
     return _ENV_NAMES.get(field_name, f"FAREWELL_{field_name.upper()}")
 
 
+# The words for "the site" while FAREWELL_SITE_NAME is unset, per language.
+UNNAMED_SITE = {"en": "our community", "pt_BR": "nossa comunidade"}
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str = "redis://localhost:6379/0"
     secret_key: str = ""
     base_url: str = "http://localhost:5000"
-    site_name: str = "our community"
+    site_name: str = ""  # empty: a neutral phrase in each language (site_name_in)
     # The sender's postal address, shown in every marketing email's footer (CAN-SPAM);
     # required while the playbook has a marketing step (worker/compliance.py).
     postal_address: str = ""
@@ -167,6 +171,11 @@ class Settings:
     retention_days: int = DEFAULT_RETENTION_DAYS
 
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def site_name_in(self, locale: str) -> str:
+        """FAREWELL_SITE_NAME, or a neutral phrase in the member's language when unset (an
+        English default inside Portuguese sentences read as a mistake)."""
+        return self.site_name or UNNAMED_SITE.get(locale, UNNAMED_SITE["en"])
 
     @property
     def reasons_path(self) -> Path:
