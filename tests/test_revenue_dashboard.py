@@ -152,6 +152,12 @@ def test_the_dashboard_fits_375_and_1200_px(seeded, live_server, _chromium, tmp_
         )
         assert clipped == 0
         assert page.locator('[data-figure="lost_mrr"]').inner_text() == "$50.00"
+        # Chart labels stay a readable size: SVG text scales with its chart's width.
+        sizes = page.evaluate(
+            "() => [...document.querySelectorAll('svg.chart text')]"
+            ".map(t => t.getBoundingClientRect().height)"
+        )
+        assert sizes and all(9 <= size <= 22 for size in sizes), (width, sizes)
         shot = tmp_path / f"admin-{width}.png"
         page.screenshot(path=shot, full_page=True)
         assert shot.stat().st_size > 1000
