@@ -163,7 +163,7 @@ class Connection:
     name: str
     setting: str  # the FAREWELL_ variable that enables it
     enabled: bool
-    secret_from: str  # "environment", "this page" or ""
+    secret_from: str  # "the environment (…)", "this page" or ""
     url: str
     guide: Guide
     activity: SourceActivity | None
@@ -185,7 +185,12 @@ def connections(services: Services) -> list[Connection]:
                 name=name,
                 setting=variable,
                 enabled=from_env or from_page,
-                secret_from="environment" if from_env else "this page" if from_page else "",
+                # make run loads var/local.env into the environment: name both places.
+                secret_from="the environment (or var/local.env with make run)"
+                if from_env
+                else "this page"
+                if from_page
+                else "",
                 url=f"{base}/hooks/{name}" + (f"?key=<{variable}>" if name == "pmpro" else ""),
                 guide=GUIDES.get(name, DEFAULT_GUIDE),
                 activity=records.get(name),

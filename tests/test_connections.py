@@ -125,7 +125,7 @@ def test_cli_prints_the_same(runner, post_hook):
     _deliver_one_of_each(post_hook)
     result = runner.invoke(args=["connections"])
     assert result.exit_code == 0, result.output
-    assert "memberpress: enabled (FAREWELL_MEMBERPRESS_KEY from environment)" in result.output
+    assert "memberpress: enabled (FAREWELL_MEMBERPRESS_KEY from the environment" in result.output
     assert "refused, wrong key  from 127.0.0.x" in result.output
     assert "refused, invalid body: body is not valid JSON" in result.output
     assert "24 h: queued 1, duplicate 1, recorded 0, ignored 1, refused 2" in result.output
@@ -162,6 +162,10 @@ def test_the_environment_key_wins_over_the_page(client, post_hook, runtime):
     runtime.store.redis.set(webhook_log.MEMBERPRESS_KEY, "aB3dE5gH7j")
     assert post_hook.memberpress(key="aB3dE5gH7j").status_code == 401
     assert post_hook.memberpress().status_code == 202
+    # So the page offers no form that would do nothing, and says where the key lives.
+    html = client.get("/admin/connections", headers=AUTH).get_data(as_text=True)
+    assert "the environment (or var/local.env with make run)" in html
+    assert 'id="mp-key"' not in html and "wins over a key pasted here" in html
 
 
 def test_an_unknown_source_names_the_known_ones(client):
