@@ -26,6 +26,7 @@ from worker.insights import (
     previous_period,
 )
 from worker.render import format_money
+from worker.safety import template_failures
 
 from .admin_auth import admin_required
 from .charts import reason_trend, share_bar, weekly_bars
@@ -106,6 +107,7 @@ def dashboard() -> ResponseReturnValue:
         names=names,
         unsubscribes=count_unsubscribes(store.suppressions(), filters),
         query=request.query_string.decode(),
+        template_failures=template_failures(services.store),
     )
 
 

@@ -22,10 +22,12 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from redis.exceptions import RedisError
 
 from worker.mail.errors import MailError
 from worker.playbook import PlaybookError
 from worker.privacy import mask_email
+from worker.safety import template_failures
 from worker.template_check import describe_error
 
 from .admin_auth import admin_required
@@ -85,8 +87,13 @@ def _page(previews: Previews, **values: object) -> Response:
         locales, memberships = previews.locales(), previews.memberships()
     except PlaybookError:
         locales, memberships = [settings.default_locale], []
+    try:
+        failures = {f.email: f for f in template_failures(get_services().store)}
+    except RedisError:  # the gallery reads files; it works without Redis
+        failures = {}
     html = render_template(
         "admin_templates.html",
+        failures=failures,
         lang="en",
         locales=locales,
         memberships=memberships,

@@ -118,6 +118,40 @@ def check_templates(settings: Settings, playbook: Playbook, reasons: list[Reason
     return report
 
 
+def check_email(
+    settings: Settings,
+    playbook: Playbook,
+    reasons: list[Reason],
+    renderer: Renderer,
+    html: str,
+    text: str,
+    *,
+    locale: str,
+    membership_id: str | None,
+) -> CheckReport:
+    """The check's renders of one email (both sample variants, every stream it is sent
+    on), from `renderer`'s files."""
+    report = CheckReport(renderer.templates_dir)
+    name = html.rsplit("/", 1)[-1][: -len(".html")]
+    step = sample_step(playbook, name, membership_id)
+    streams = {step.stream} if membership_id else template_names(playbook).get(name, {step.stream})
+    for stream in sorted(streams):
+        for variant in VARIANTS:
+            _check_render(
+                report,
+                renderer,
+                settings,
+                reasons,
+                html,
+                text,
+                locale=locale,
+                membership_id=membership_id,
+                step=replace(step, stream=stream),
+                variant=variant,
+            )
+    return report
+
+
 def require_valid_templates(
     settings: Settings, playbook: Playbook, reasons: list[Reason]
 ) -> CheckReport:

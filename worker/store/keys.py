@@ -66,6 +66,10 @@ Layout (all under the `farewell:` prefix):
     retention                  hash: members_cursor, records_through, states_cursor: where
                                the retention sweep stopped (worker/retention.py)
     retention:lock             held for a minute by the process that ran a retention pass
+    templates:last_good        hash email ("en/winback") -> JSON {digest, at, files: {name:
+                               source}}: the files it last rendered from (worker/safety.py)
+    templates:failures         hash email -> JSON {file, line, error, digest, fallback, at,
+                               count}: emails that failed at send time, until fixed
 
 The web side writes `dedupe`, `event` and `pending` (and `substate`) together with the RQ
 job that handles the event (in one Lua call), plus `suppressed` (unsubscribe page, the
@@ -100,6 +104,8 @@ RATELIMIT_PREFIX = f"{PREFIX}ratelimit:"
 BATCH_OWNERS_KEY = f"{PREFIX}batches"
 LAST_SEND_ERROR_KEY = f"{PREFIX}mail:last_error"
 STRIPE_ERROR_KEY = f"{PREFIX}stripe:last_error"
+TEMPLATE_LAST_GOOD_KEY = f"{PREFIX}templates:last_good"
+TEMPLATE_FAILURES_KEY = f"{PREFIX}templates:failures"
 CANCELLATIONS_KEY = f"{PREFIX}cancellations"
 CANCELLATION_MEMBERSHIPS_KEY = f"{PREFIX}cancellations:memberships"
 
