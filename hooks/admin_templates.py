@@ -84,16 +84,21 @@ def gallery() -> ResponseReturnValue:
 def _page(previews: Previews, **values: object) -> Response:
     settings = previews.settings
     try:
+        store = get_services().store
+        failures = {f.email: f for f in template_failures(store)}
+        titles = store.cancellation_memberships()  # learned from the events received
+    except RedisError:  # the gallery reads files; it works without Redis
+        failures, titles = {}, {}
+    try:
         locales, memberships = previews.locales(), previews.memberships()
     except PlaybookError:
         locales, memberships = [settings.default_locale], []
-    try:
-        failures = {f.email: f for f in template_failures(get_services().store)}
-    except RedisError:  # the gallery reads files; it works without Redis
-        failures = {}
+    # ...and every membership seen in a cancellation, with its title.
+    memberships = sorted(set(memberships) | set(titles), key=lambda i: (len(i), i))
     html = render_template(
         "admin_templates.html",
         failures=failures,
+        titles=titles,
         lang="en",
         locales=locales,
         memberships=memberships,
