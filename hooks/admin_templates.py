@@ -53,7 +53,8 @@ def _choices(previews: Previews) -> tuple[str, str]:
 
 
 def _previews_or_400(name: str | None = None) -> tuple[Previews, str, str]:
-    previews = Previews(get_services().settings)
+    services = get_services()
+    previews = Previews(services.settings, store=services.store)
     locale, membership = _choices(previews)
     try:
         previews.validate(name, locale, membership)
@@ -67,8 +68,8 @@ def _previews_or_400(name: str | None = None) -> tuple[Previews, str, str]:
 @bp.get("")
 @admin_required
 def gallery() -> ResponseReturnValue:
-    settings = get_services().settings
-    previews = Previews(settings)
+    services = get_services()
+    previews = Previews(services.settings, store=services.store)
     try:
         names = previews.names()
         locale, membership = _choices(previews)

@@ -1,7 +1,8 @@
 """Email previews with sample data, shared by the admin gallery and the preview command.
 
 Files are read on every use (no caching), so a marketer who edits a template sees the
-change on the next reload, without restarting anything.
+change on the next reload, without restarting anything. Versions published in the admin
+editor win over the files, as they do when the worker sends.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from worker.reasons import Reason, load_reasons
 from worker.render import RenderedEmail, Renderer
 from worker.samples import preview_email, sample_email, sample_step, template_names
 from worker.settings import Settings
+from worker.store import Store
 from worker.template_check import describe_error
+from worker.versions import VersionedLoader
 
 _MEMBERSHIP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -48,10 +51,12 @@ class Preview:
 @dataclass
 class Previews:
     settings: Settings
+    store: Store | None = None  # with it, versions published in the editor win over files
 
     @cached_property
     def renderer(self) -> Renderer:
-        return Renderer(self.settings.templates_dir, self.settings.default_locale)
+        loader = VersionedLoader(self.settings.templates_dir, self.store)
+        return Renderer(self.settings.templates_dir, self.settings.default_locale, loader=loader)
 
     @cached_property
     def playbook(self) -> Playbook:

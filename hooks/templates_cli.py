@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from flask.cli import AppGroup
@@ -11,6 +12,7 @@ from worker.mail.errors import MailError
 from worker.playbook import PlaybookError
 from worker.template_check import check_templates
 from worker.template_lint import text_from_html
+from worker.versions import export
 
 from .email_previews import PreviewError, Previews, preview_page
 from .services import get_services
@@ -19,7 +21,8 @@ templates_cli = AppGroup("templates", help="Check and preview the email template
 
 
 def _previews() -> Previews:
-    return Previews(get_services().settings)
+    services = get_services()
+    return Previews(services.settings, store=services.store)  # published versions win
 
 
 @templates_cli.command("check")
@@ -128,3 +131,15 @@ def templates_text_from_html(html_file: str, write: bool) -> None:
     target = source_path.with_suffix(".txt")
     target.write_text(text, encoding="utf-8")
     click.echo(f"wrote {target.relative_to(root).as_posix()}; run `templates check` next")
+
+
+@templates_cli.command("export")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+def templates_export(out_dir: Path) -> None:
+    """Write the versions published in the admin editor as files under OUT_DIR (laid out
+    like the templates folder: en/winback.html, memberships/3006/en/winback.txt, ...), to
+    commit them as the new defaults."""
+    written = export(get_services().store, out_dir)
+    for name in written:
+        click.echo(f"wrote {name}")
+    click.echo(f"{len(written) // 2} published email(s) written to {out_dir}")

@@ -257,9 +257,14 @@ class Renderer:
         folders += locales
         return [f"{folder}/{name}" for folder in folders]
 
+    def exists(self, name: str) -> bool:
+        """A template of that name: a file, or what the loader knows (saved versions)."""
+        has = getattr(self.env.loader, "has_template", None)
+        return has(name) if has else (self.templates_dir / name).is_file()
+
     def resolve(self, name: str, locale: str, membership_id: str | None) -> str:
         for candidate in self.candidates(name, locale, membership_id):
-            if (self.templates_dir / candidate).is_file():
+            if self.exists(candidate):
                 return candidate
         raise TemplateMissing(f"no template {name!r} for locale {locale!r}")
 
@@ -269,7 +274,7 @@ class Renderer:
         html = self.resolve(f"{name}.html", locale, membership_id)
         folder = html.rsplit("/", 1)[0]
         text = f"{folder}/{name}.txt"
-        if not (self.templates_dir / text).is_file():
+        if not self.exists(text):
             raise TemplateMissing(f"{folder}/{name}.html has no matching {name}.txt")
         return html, text
 

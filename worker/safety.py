@@ -7,8 +7,10 @@ lost its unsubscribe link, a file deleted), the member gets, in this order:
 1. the last version of that email that rendered (its files as they were, kept in Redis
    at every successful render whose content changed, and for every email at the worker's
    start-up, where the whole set must render);
-2. the shipped default: the same email in the `email_templates/` folder that comes with
-   Farewell, when FAREWELL_TEMPLATES_DIR points elsewhere.
+2. the default: the email's file in the templates folder, when the version that failed
+   was saved in the admin editor (worker/versions.py); then the same email in the
+   `email_templates/` folder that comes with Farewell, when FAREWELL_TEMPLATES_DIR points
+   elsewhere.
 
 Only when neither renders does the send fail as before (RQ retries it). Every failure is
 recorded (`templates:failures`): /healthz warns, /metrics counts, the dashboard shows a
@@ -22,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from jinja2 import DictLoader, TemplateNotFound, TemplateSyntaxError, meta
 from .render import _LOCALE, RenderedEmail, Renderer, TemplateMissing
 from .settings import PROJECT_ROOT
 from .store import Store
+from .versions import VersionedLoader
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +143,8 @@ class SafeRenderer(Renderer):
         store: Store,
         shipped_dir: Path = SHIPPED_DIR,
     ) -> None:
-        super().__init__(templates_dir, default_locale, auto_reload=True)
+        self.loader = VersionedLoader(templates_dir, store)
+        super().__init__(templates_dir, default_locale, loader=self.loader, auto_reload=True)
         self.store = store
         self.shipped_dir = shipped_dir
         # email -> (the stat of its files, their digest) as last saved: saves a read and
@@ -166,13 +169,15 @@ class SafeRenderer(Renderer):
         try:
             html, text = self.resolve_pair(name, locale, membership_id)
         except TemplateMissing as exc:  # deleted while running: the last good one it was
-            return self._fall_back(exc, candidates, candidates, name, context, locale)
+            return self._fall_back(
+                exc, candidates, candidates, name, context, locale, membership_id
+            )
         email = html[: -len(".html")]
         try:
             rendered = self.render_files(html, text, context, locale=locale)
             check_unsubscribe(context, rendered)
         except Exception as exc:
-            return self._fall_back(exc, [email], candidates, name, context, locale)
+            return self._fall_back(exc, [email], candidates, name, context, locale, membership_id)
         self.remember(email, html, text)
         return rendered
 
@@ -196,14 +201,7 @@ class SafeRenderer(Renderer):
         return [name for name, _, _ in saved[0]] if saved else []
 
     def _stats(self, names: list[str]) -> tuple[tuple[str, int, int], ...]:
-        out = []
-        for name in sorted(set(names)):
-            try:
-                st = os.stat(self.templates_dir / name)
-                out.append((name, st.st_mtime_ns, st.st_size))
-            except OSError:
-                out.append((name, -1, -1))
-        return tuple(out)
+        return tuple(self.loader.signature(name) for name in sorted(set(names)))
 
     def _fall_back(
         self,
@@ -213,6 +211,7 @@ class SafeRenderer(Renderer):
         name: str,
         context: Mapping[str, Any],
         locale: str,
+        membership_id: str | None = None,
     ) -> RenderedEmail:
         """`emails`: the one that failed, or (a file gone) every one it could have been."""
         for candidate in emails:
@@ -233,7 +232,7 @@ class SafeRenderer(Renderer):
             rendered = _try_files(self, last["files"], email, context, locale)
             used = Fallback.LAST_GOOD if rendered else used
         if rendered is None:
-            rendered = self._try_shipped(name, context, locale)
+            rendered = self._try_defaults(name, context, locale, membership_id)
             used = Fallback.SHIPPED if rendered else used
         if isinstance(exc, UnsubscribeLost):
             file, line, error = f"{email}.html", None, f"marketing email without its link: {exc}"
@@ -267,20 +266,25 @@ class SafeRenderer(Renderer):
             raise exc
         return rendered
 
-    def _try_shipped(
-        self, name: str, context: Mapping[str, Any], locale: str
+    def _try_defaults(
+        self, name: str, context: Mapping[str, Any], locale: str, membership_id: str | None
     ) -> RenderedEmail | None:
-        if not self.shipped_dir.is_dir() or self.shipped_dir.resolve() == (
+        """The files: the templates folder's (when a saved version is what failed), then
+        the ones shipped with Farewell (when the folder is another one)."""
+        folders = [self.templates_dir]
+        if self.shipped_dir.is_dir() and self.shipped_dir.resolve() != (
             self.templates_dir.resolve()
         ):
-            return None
-        shipped = Renderer(self.shipped_dir, self.default_locale, self.budget_seconds)
-        try:
-            rendered = shipped.render(name, context, locale=locale)
-            check_unsubscribe(context, rendered)
-        except Exception:
-            return None
-        return rendered
+            folders.append(self.shipped_dir)
+        for folder in folders:
+            files = Renderer(folder, self.default_locale, self.budget_seconds)
+            try:
+                rendered = files.render(name, context, locale=locale, membership_id=membership_id)
+                check_unsubscribe(context, rendered)
+            except Exception:  # noqa: S112 - the next default, or the original error
+                continue
+            return rendered
+        return None
 
 
 def _try_files(

@@ -108,7 +108,9 @@ def unclosed_tag(env: Environment, source: str, exc: TemplateSyntaxError) -> tup
     if opened is None:
         return None
     stray = _UNKNOWN_TAG.search(exc.message or "")
-    if stray:
+    if stray and stray.group(1)[3:] in _PAIRED:
+        noticed = f" (line {exc.lineno} closes {{% {stray.group(1)[3:]} %}} before it)"
+    elif stray:
         noticed = f" (line {exc.lineno} has {{% {stray.group(1)} %}}, which is not a tag)"
     elif exc.lineno != opened:
         noticed = f" (Jinja noticed at line {exc.lineno})"

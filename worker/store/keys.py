@@ -70,6 +70,11 @@ Layout (all under the `farewell:` prefix):
                                source}}: the files it last rendered from (worker/safety.py)
     templates:failures         hash email -> JSON {file, line, error, digest, fallback, at,
                                count}: emails that failed at send time, until fixed
+    templates:versions:{email} list of JSON {n, at, note, html, text}: every version saved in
+                               the admin editor, version n at position n - 1
+    templates:published        hash email -> the version number the worker sends (no entry:
+                               the file in the templates folder)
+    templates:draft:{token}    JSON {email, html, text, ...}: an editor preview (TTL: 1 hour)
 
 The web side writes `dedupe`, `event` and `pending` (and `substate`) together with the RQ
 job that handles the event (in one Lua call), plus `suppressed` (unsubscribe page, the
@@ -106,6 +111,17 @@ LAST_SEND_ERROR_KEY = f"{PREFIX}mail:last_error"
 STRIPE_ERROR_KEY = f"{PREFIX}stripe:last_error"
 TEMPLATE_LAST_GOOD_KEY = f"{PREFIX}templates:last_good"
 TEMPLATE_FAILURES_KEY = f"{PREFIX}templates:failures"
+TEMPLATE_PUBLISHED_KEY = f"{PREFIX}templates:published"
+
+
+def template_versions_key(email: str) -> str:
+    return f"{PREFIX}templates:versions:{email}"
+
+
+def template_draft_key(token: str) -> str:
+    return f"{PREFIX}templates:draft:{token}"
+
+
 CANCELLATIONS_KEY = f"{PREFIX}cancellations"
 CANCELLATION_MEMBERSHIPS_KEY = f"{PREFIX}cancellations:memberships"
 
