@@ -271,3 +271,87 @@ def test_export_writes_the_published_versions_as_files(editor, tmp_path):
     assert NEW in (out / "en" / "feedback_request.html").read_text()
     assert NEW in (out / "en" / "feedback_request.txt").read_text()
     assert "{% block subject %}" in (out / "en" / "feedback_request.html").read_text()
+
+
+# --- in a real browser ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def served(editor):
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, editor.app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+
+
+@pytest.mark.browser
+def test_edit_preview_save_send_rollback_in_chromium(browser, served, editor, tmp_path):
+    browser.set_extra_http_headers(AUTH)
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+    assert OLD in editor.cancel()
+    page.goto(f"{served}{EDIT}?locale=en")
+
+    # Edit and preview: the frames and the text part show the draft, nothing is saved.
+    html = page.locator("textarea[name=html]")
+    html.fill(html.input_value().replace(OLD, NEW))
+    text = page.locator("textarea[name=text]")
+    text.fill(text.input_value().replace(OLD, NEW))
+    page.locator("input[name=subject]").fill("A small thank-you, {{ first_name }}")
+    page.get_by_role("button", name="Preview").click()
+    assert page.locator("#preview-subject").inner_text() == "A small thank-you, Maria"
+    for frame_class in ("frame-phone", "frame-desktop"):
+        heading = page.frame_locator(f"iframe.{frame_class}").locator("h1")
+        heading.wait_for(state="visible")
+        assert heading.inner_text() == f"{NEW}, Maria."
+    assert NEW in page.locator("#preview-text").inner_text()
+    assert editor.rt.store.template_versions("en/feedback_request") == []
+    for width in (390, 1280):
+        # Tall enough that the frames are painted inside the viewport.
+        page.set_viewport_size({"width": width, "height": 3200 if width < 900 else 1600})
+        shot = tmp_path / f"editor-{width}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # no sideways scroll
+    phone = page.locator("iframe.frame-phone").bounding_box()
+    desktop = page.locator("iframe.frame-desktop").bounding_box()
+    assert phone["width"] < desktop["width"]
+
+    # Save: a new cancellation gets the new words.
+    page.locator("input[name=note]").fill("warmer")
+    page.get_by_role("button", name="Save and publish").click()
+    assert "Saved and published version 2" in page.locator(".tpl-ok").inner_text()
+    got = editor.cancel()
+    assert NEW in got and OLD not in got
+
+    # A broken save is refused with its line; the typed text stays in the field.
+    html = page.locator("textarea[name=html]")
+    broken = html.input_value().replace("<p>If you have", "{% for reason in %}\n<p>If you have")
+    html.fill(broken)
+    page.get_by_role("button", name="Save and publish").click()
+    problems = page.locator("#edit-problems").inner_text()
+    assert re.search(r"en/feedback_request\.html:\d+: ", problems), problems
+    assert "Not saved" in problems
+    assert "{% for reason in %}" in page.locator("textarea[name=html]").input_value()
+    page.screenshot(path=str(tmp_path / "editor-refused.png"), full_page=True)
+
+    # Rollback: version 1 (what members got before) goes out again.
+    page.goto(f"{served}{EDIT}?locale=en")
+    page.locator("#version-1").get_by_role("button", name="Publish this version").click()
+    assert "Published version 1" in page.locator(".tpl-ok").inner_text()
+    got = editor.cancel()
+    assert OLD in got and NEW not in got
+
+    # History: the diff between the two versions.
+    page.get_by_role("button", name="Show the differences").click()
+    assert NEW in page.locator(".diff-add").first.inner_text() or any(
+        NEW in t for t in page.locator(".diff-add").all_inner_texts()
+    )
+    assert not [e for e in errors if "Content Security Policy" in e], errors
