@@ -48,6 +48,8 @@ from .services import get_services
 
 bp = Blueprint("template_editor", __name__, url_prefix="/admin/templates")
 DRAFT_TTL = 3600
+# The gallery's policy plus the editor's own script (live preview), from this site only.
+EDITOR_CSP = GALLERY_CSP + "; script-src 'self'; connect-src 'self'"
 
 
 @bp.after_request
@@ -157,7 +159,7 @@ def _page(ref: EmailRef, draft: Draft, *, status: int = 200, **values: object) -
         **{"problems": None, "note": "", **values},
     )
     response = Response(html, status, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = GALLERY_CSP
+    response.headers["Content-Security-Policy"] = EDITOR_CSP
     return response
 
 

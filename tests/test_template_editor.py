@@ -355,3 +355,25 @@ def test_edit_preview_save_send_rollback_in_chromium(browser, served, editor, tm
         NEW in t for t in page.locator(".diff-add").all_inner_texts()
     )
     assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+@pytest.mark.browser
+def test_the_preview_follows_typing_without_a_click(browser, served, editor):
+    from playwright.sync_api import expect
+
+    browser.set_extra_http_headers(AUTH)
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))  # the script's own errors
+    page.on(
+        "console", lambda msg: "Content Security Policy" in msg.text and errors.append(msg.text)
+    )
+    page.goto(f"{served}{EDIT}?locale=en")
+    page.locator("input[name=subject]").fill("Live subject for {{ first_name }}")
+    expect(page.locator("#preview-subject")).to_have_text("Live subject for Maria", timeout=30_000)
+    text = page.locator("textarea[name=text]")
+    text.fill(text.input_value().replace(OLD, "Typed just now"))
+    expect(page.locator("#preview-text")).to_contain_text("Typed just now", timeout=30_000)
+    assert page.url.endswith(f"{EDIT}?locale=en")  # no page load: the script did it
+    assert editor.rt.store.template_versions("en/feedback_request") == []
+    assert not errors, errors
