@@ -123,7 +123,7 @@ class Previews:
 
     def when(self, name: str, membership_id: str = "") -> str:
         """When the playbook sends email `name` to this membership's members, in words."""
-        steps = [s for s in self.playbook.steps_for(membership_id or None) if s.template == name]
+        steps = [s for s in self.playbook.steps_for(membership_id or None) if name in s.templates]
         if not steps:
             return "not sent by the playbook" + (" for this membership" if membership_id else "")
         return "; ".join(timing(step) for step in steps)

@@ -74,6 +74,8 @@ Layout (all under the `farewell:` prefix):
                                the admin editor, version n at position n - 1
     templates:published        hash email -> the version number the worker sends (no entry:
                                the file in the templates folder)
+    variant:{step}:{template}  set of the sequence ids sent that A/B variant of a step
+                               (worker/variants.py; the dashboard's counts)
     templates:draft:{token}    JSON {email, html, text, ...}: an editor preview (TTL: 1 hour)
 
 The web side writes `dedupe`, `event` and `pending` (and `substate`) together with the RQ
@@ -116,6 +118,10 @@ TEMPLATE_PUBLISHED_KEY = f"{PREFIX}templates:published"
 
 def template_versions_key(email: str) -> str:
     return f"{PREFIX}templates:versions:{email}"
+
+
+def variant_sequences_key(step: str, template: str) -> str:
+    return f"{PREFIX}variant:{step}:{template}"
 
 
 def template_draft_key(token: str) -> str:
