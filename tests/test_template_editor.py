@@ -377,3 +377,42 @@ def test_the_preview_follows_typing_without_a_click(browser, served, editor):
     assert page.url.endswith(f"{EDIT}?locale=en")  # no page load: the script did it
     assert editor.rt.store.template_versions("en/feedback_request") == []
     assert not errors, errors
+
+
+def test_a_save_that_renders_clears_a_send_time_failure(editor):
+    from worker import safety
+    from worker.process import _sample_check
+
+    editor.rt.store.record_template_failure(
+        "en/feedback_request",
+        {"file": "en/feedback_request.html", "line": 3, "error": "x", "digest": "old"},
+    )
+    assert editor.rt.store.template_failures()
+    fields = editor.fields()
+    reply = editor.post(
+        action="save", html=fields["html"].replace(OLD, NEW), text=fields["text"].replace(OLD, NEW)
+    )
+    assert reply.status_code == 303
+    # The worker's sweep (every few seconds) re-checks a failing email whose content changed.
+    assert safety.recheck(editor.rt.renderer, _sample_check) == ["en/feedback_request"]
+    assert editor.rt.store.template_failures() == {}
+
+
+def test_a_published_version_that_fails_at_send_time_falls_back_to_the_file(editor):
+    """A version saved before a layout change can fail later: members get the file."""
+    fields = editor.fields()
+    html = fields["html"].replace(OLD, NEW + " {{ sample_only }}")
+    store = editor.rt.store
+    # Straight into the store, as if it had passed the check against an older layout.
+    from worker.versions import join_html
+
+    source = join_html(fields["subject"], fields["preheader"], html)
+    store.add_template_version(
+        "en/feedback_request",
+        {"at": 1.0, "note": "", "html": source, "text": fields["text"]},
+        publish=True,
+    )
+    got = editor.cancel()
+    assert OLD in got and NEW not in got
+    [failure] = store.template_failures().values()
+    assert failure["fallback"] == "shipped_default" and "sample_only" in failure["error"]

@@ -174,12 +174,14 @@ class VersionedLoader(BaseLoader):
             sources = self.store.published_sources()
         except RedisError:
             return self._published  # keep sending what we had; Redis errors show elsewhere
-        self._read_at = time.monotonic()
-        self._published = {}
+        fresh: dict[str, tuple[str, int]] = {}
         for email, entry in sources.items():
-            self._published[f"{email}.html"] = (entry["html"], int(entry["n"]))
-            self._published[f"{email}.txt"] = (entry["text"], int(entry["n"]))
-        return self._published
+            fresh[f"{email}.html"] = (entry["html"], int(entry["n"]))
+            fresh[f"{email}.txt"] = (entry["text"], int(entry["n"]))
+        # One assignment: a thread reading meanwhile (the worker's sweep) sees the old map
+        # or the new one, never a half-filled one.
+        self._published, self._read_at = fresh, time.monotonic()
+        return fresh
 
     def has_template(self, name: str) -> bool:
         return (
