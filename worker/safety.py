@@ -62,6 +62,10 @@ FALLBACK_WORDS = {
 class UnsubscribeLost(ValueError):
     """A marketing email rendered without its unsubscribe link in a part."""
 
+    def __init__(self, message: str, rendered: RenderedEmail) -> None:
+        super().__init__(message)
+        self.rendered = rendered
+
 
 @dataclass(frozen=True)
 class TemplateFailure:
@@ -129,7 +133,9 @@ def check_unsubscribe(context: Mapping[str, Any], email: RenderedEmail) -> None:
         return
     for part, body in (("HTML", email.html), ("text", email.text)):
         if str(url) not in body.replace("&amp;", "&"):
-            raise UnsubscribeLost(f"the {part} part does not show {{{{ unsubscribe_url }}}}")
+            raise UnsubscribeLost(
+                f"the {part} part does not show {{{{ unsubscribe_url }}}}", email
+            )
 
 
 class SafeRenderer(Renderer):
@@ -262,6 +268,8 @@ class SafeRenderer(Renderer):
             error,
             FALLBACK_WORDS[used],
         )
+        if rendered is None and isinstance(exc, UnsubscribeLost):
+            return exc.rendered  # compose's own guard refuses it, in its words
         if rendered is None:
             raise exc
         return rendered
