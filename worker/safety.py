@@ -133,9 +133,7 @@ def check_unsubscribe(context: Mapping[str, Any], email: RenderedEmail) -> None:
         return
     for part, body in (("HTML", email.html), ("text", email.text)):
         if str(url) not in body.replace("&amp;", "&"):
-            raise UnsubscribeLost(
-                f"the {part} part does not show {{{{ unsubscribe_url }}}}", email
-            )
+            raise UnsubscribeLost(f"the {part} part does not show {{{{ unsubscribe_url }}}}", email)
 
 
 class SafeRenderer(Renderer):
