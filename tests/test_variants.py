@@ -13,7 +13,7 @@ import pytest
 
 from hooks import create_app
 from tests import payloads
-from tests.conftest import HookPoster
+from tests.conftest import HookPoster, parts, read_eml
 from tests.rq_helpers import run_queued
 from worker.playbook import PlaybookError, Step, TemplateVariant, load_playbook
 from worker.runtime import Runtime, set_runtime
@@ -174,7 +174,8 @@ def test_the_worker_sends_each_member_their_variant_and_the_dashboard_counts(tem
             who = next(k for k in expected if k in text)
             seq = rt.store.load_sequence(expected[who])
             variant = assign(step, seq.member_key, seq.id)
-            assert ("Variant B says hello" in text) == (variant == "feedback_b"), who
+            html, plain = parts(read_eml(eml))  # bodies are encoded as SMTP sends them
+            assert ("Variant B says hello" in html + plain) == (variant == "feedback_b"), who
             got[variant] += 1
         assert sum(got.values()) == 12 and len(got) == 2  # both arms used
         assert rt.store.variant_outcomes(step.id, "feedback_b")[0] == got["feedback_b"]
