@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import DictLoader, TemplateNotFound, TemplateSyntaxError, meta
+from redis.exceptions import RedisError
 
 from .render import _LOCALE, RenderedEmail, Renderer, TemplateMissing
 from .settings import PROJECT_ROOT
@@ -185,8 +186,10 @@ class SafeRenderer(Renderer):
         self.remember(email, html, text)
         return rendered
 
-    def remember(self, email: str, html: str, text: str) -> None:
-        """Keep these files as `email`'s last good version, if they changed."""
+    def remember(self, email: str, html: str, text: str, *, strict: bool = False) -> None:
+        """Keep these files as `email`'s last good version, if they changed. Best effort
+        at send time (a Redis hiccup must not fail an email that rendered: the next send
+        tries again); `strict` lets a Redis error through (the start-up's snapshot)."""
         stats = self._stats([html, text, *self._saved_names(email)])
         saved = self._saved.get(email)
         if saved is not None and saved[0] == stats:
@@ -197,7 +200,13 @@ class SafeRenderer(Renderer):
             return
         files_digest = digest(files)
         # Files touched (even back to the saved content): save, and clear a failure.
-        self.store.template_rendered(email, files_digest, files)
+        try:
+            self.store.template_rendered(email, files_digest, files)
+        except RedisError:
+            if strict:
+                raise
+            log.warning("email %s: its last good version could not be saved (Redis)", email)
+            return
         self._saved[email] = (self._stats(sorted(files)), files_digest)
 
     def _saved_names(self, email: str) -> list[str]:
@@ -222,7 +231,10 @@ class SafeRenderer(Renderer):
             self._saved.pop(candidate, None)  # the next success saves and clears
         from .template_check import _where, describe_error  # the check imports us
 
-        saved = [(c, self.store.last_good_template(c)) for c in candidates]
+        try:
+            saved = [(c, self.store.last_good_template(c)) for c in candidates]
+        except RedisError:  # no saved versions to offer: the defaults still are
+            saved = [(c, None) for c in candidates]
         # The failing email is the one a member would have got: the resolved one, or the
         # most specific with a version saved.
         email = next((c for c, g in saved if g is not None and c in emails), emails[-1])
@@ -243,20 +255,23 @@ class SafeRenderer(Renderer):
         else:
             file, line = _where(exc, self.templates_dir, default=f"{email}.html")
             error = describe_error(exc)
-        previous = self.store.template_failures().get(email, {})
-        count = int(previous.get("count", 0)) + 1 if previous.get("digest") == current else 1
-        self.store.record_template_failure(
-            email,
-            {
-                "file": file,
-                "line": line,
-                "error": error,
-                "digest": current,
-                "fallback": used.value,
-                "at": time.time(),
-                "count": count,
-            },
-        )
+        try:
+            previous = self.store.template_failures().get(email, {})
+            count = int(previous.get("count", 0)) + 1 if previous.get("digest") == current else 1
+            self.store.record_template_failure(
+                email,
+                {
+                    "file": file,
+                    "line": line,
+                    "error": error,
+                    "digest": current,
+                    "fallback": used.value,
+                    "at": time.time(),
+                    "count": count,
+                },
+            )
+        except RedisError:  # reported in the log below; sends do not wait for Redis
+            pass
         self.store.count(FALLBACK_METRIC, email=email, used=used.value)
         log.error(
             "email %s failed at send time (%s%s: %s); %s",
@@ -333,7 +348,7 @@ def remember_all(renderer: SafeRenderer) -> None:
     """At start-up, after the whole set passed the check: every email's files are a
     version that renders."""
     for html, text in emails_on_disk(renderer.templates_dir):
-        renderer.remember(html[: -len(".html")], html, text)
+        renderer.remember(html[: -len(".html")], html, text, strict=True)
 
 
 Check = Callable[[str, str, str, str | None], None]
