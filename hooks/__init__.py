@@ -48,6 +48,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         receiver,
         rejoin,
         services,
+        template_editor,
         unsubscribe,
     )
 
@@ -67,6 +68,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(bounces.bp)
     app.register_blueprint(unsubscribe.bp)
     app.register_blueprint(admin_templates.bp)
+    app.register_blueprint(template_editor.bp)
     app.register_blueprint(feedback.bp)
     app.register_blueprint(rejoin.bp)
     app.register_blueprint(admin.bp)

@@ -25,11 +25,14 @@ from worker.insights import (
     parse_filters,
     previous_period,
 )
+from worker.playbook import PlaybookError, load_playbook
 from worker.render import format_money
+from worker.safety import template_failures
+from worker.variants import gather as gather_ab_tests
 
 from .admin_auth import admin_required
 from .charts import reason_trend, share_bar, weekly_bars
-from .services import get_services
+from .services import Services, get_services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 MAX_COMMENTS_SHOWN = 200
@@ -106,6 +109,8 @@ def dashboard() -> ResponseReturnValue:
         names=names,
         unsubscribes=count_unsubscribes(store.suppressions(), filters),
         query=request.query_string.decode(),
+        template_failures=template_failures(services.store),
+        ab_tests=_ab_tests(services),
     )
 
 
@@ -113,6 +118,16 @@ def _insights(filters: Filters) -> Insights:
     services = get_services()
     locale = services.settings.default_locale
     return compute(gather(services.store, filters), filters, services.reasons, locale, locale)
+
+
+def _ab_tests(services: Services) -> list:
+    """The playbook's A/B tests with their figures; none when the playbook cannot be read
+    (the gallery and `playbook check` say why)."""
+    try:
+        playbook = load_playbook(services.settings.playbook_path)
+    except (PlaybookError, OSError):
+        return []
+    return gather_ab_tests(services.store, playbook)
 
 
 @bp.get("/export.csv")

@@ -22,10 +22,12 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from redis.exceptions import RedisError
 
 from worker.mail.errors import MailError
 from worker.playbook import PlaybookError
 from worker.privacy import mask_email
+from worker.safety import template_failures
 from worker.template_check import describe_error
 
 from .admin_auth import admin_required
@@ -51,7 +53,8 @@ def _choices(previews: Previews) -> tuple[str, str]:
 
 
 def _previews_or_400(name: str | None = None) -> tuple[Previews, str, str]:
-    previews = Previews(get_services().settings)
+    services = get_services()
+    previews = Previews(services.settings, store=services.store)
     locale, membership = _choices(previews)
     try:
         previews.validate(name, locale, membership)
@@ -65,8 +68,8 @@ def _previews_or_400(name: str | None = None) -> tuple[Previews, str, str]:
 @bp.get("")
 @admin_required
 def gallery() -> ResponseReturnValue:
-    settings = get_services().settings
-    previews = Previews(settings)
+    services = get_services()
+    previews = Previews(services.settings, store=services.store)
     try:
         names = previews.names()
         locale, membership = _choices(previews)
@@ -82,11 +85,21 @@ def gallery() -> ResponseReturnValue:
 def _page(previews: Previews, **values: object) -> Response:
     settings = previews.settings
     try:
+        store = get_services().store
+        failures = {f.email: f for f in template_failures(store)}
+        titles = store.cancellation_memberships()  # learned from the events received
+    except RedisError:  # the gallery reads files; it works without Redis
+        failures, titles = {}, {}
+    try:
         locales, memberships = previews.locales(), previews.memberships()
     except PlaybookError:
         locales, memberships = [settings.default_locale], []
+    # ...and every membership seen in a cancellation, with its title.
+    memberships = sorted(set(memberships) | set(titles), key=lambda i: (len(i), i))
     html = render_template(
         "admin_templates.html",
+        failures=failures,
+        titles=titles,
         lang="en",
         locales=locales,
         memberships=memberships,

@@ -17,7 +17,7 @@ from flask.cli import AppGroup
 
 from worker.compliance import require_postal_address
 from worker.events import member_key
-from worker.playbook import PlaybookError, load_playbook
+from worker.playbook import PlaybookError, Step, load_playbook
 from worker.privacy import mask_email
 from worker.reasons import load_reasons
 from worker.sequences import record_comeback, suppress_member
@@ -54,11 +54,19 @@ def playbook_check(path: Path | None) -> None:
     click.echo(f"{path}: OK")
     for name, steps in plans.items():
         summary = ", ".join(
-            f"{s.template} (+{_delay(s.delay.total_seconds())}, {s.stream})" for s in steps
+            f"{_variants(s)} (+{_delay(s.delay.total_seconds())}, {s.stream})" for s in steps
         )
         click.echo(f"  {name}: {summary}")
     for mid, name in playbook.membership_incentives.items():
         click.echo(f"  membership {mid} offers incentive {name}")
+
+
+def _variants(step: Step) -> str:
+    """`winback`, or an A/B test's shares: `winback 50% / winback_b 50%`."""
+    total = sum(v.weight for v in step.variants)
+    return " / ".join(f"{v.template} {v.weight / total:.0%}" for v in step.variants) or (
+        step.template
+    )
 
 
 def _delay(seconds: float) -> str:

@@ -1,7 +1,8 @@
 """Email previews with sample data, shared by the admin gallery and the preview command.
 
 Files are read on every use (no caching), so a marketer who edits a template sees the
-change on the next reload, without restarting anything.
+change on the next reload, without restarting anything. Versions published in the admin
+editor win over the files, as they do when the worker sends.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from flask import render_template
 
 from worker.mail import get_transport
 from worker.mail.message import OutgoingEmail
-from worker.playbook import Playbook, load_playbook
+from worker.playbook import Playbook, Step, load_playbook
 from worker.reasons import Reason, load_reasons
 from worker.render import RenderedEmail, Renderer
 from worker.samples import preview_email, sample_email, sample_step, template_names
 from worker.settings import Settings
+from worker.store import Store
 from worker.template_check import describe_error
+from worker.versions import VersionedLoader
 
 _MEMBERSHIP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -42,15 +45,18 @@ class Preview:
     stream: str
     email: RenderedEmail | None
     error: str = ""  # why it could not be rendered, in the check's words
+    when: str = ""  # when the playbook sends it, in words
 
 
 @dataclass
 class Previews:
     settings: Settings
+    store: Store | None = None  # with it, versions published in the editor win over files
 
     @cached_property
     def renderer(self) -> Renderer:
-        return Renderer(self.settings.templates_dir, self.settings.default_locale)
+        loader = VersionedLoader(self.settings.templates_dir, self.store)
+        return Renderer(self.settings.templates_dir, self.settings.default_locale, loader=loader)
 
     @cached_property
     def playbook(self) -> Playbook:
@@ -102,8 +108,25 @@ class Previews:
                 membership_id=membership_id or None,
             )
         except Exception as exc:  # a broken template is shown, not a crashed page
-            return Preview(name, locale, membership_id, stream, None, describe_error(exc))
-        return Preview(name, locale, membership_id, stream, email)
+            return Preview(
+                name,
+                locale,
+                membership_id,
+                stream,
+                None,
+                describe_error(exc),
+                self.when(name, membership_id),
+            )
+        return Preview(
+            name, locale, membership_id, stream, email, when=self.when(name, membership_id)
+        )
+
+    def when(self, name: str, membership_id: str = "") -> str:
+        """When the playbook sends email `name` to this membership's members, in words."""
+        steps = [s for s in self.playbook.steps_for(membership_id or None) if name in s.templates]
+        if not steps:
+            return "not sent by the playbook" + (" for this membership" if membership_id else "")
+        return "; ".join(timing(step) for step in steps)
 
     def test_email(self, name: str, locale: str, membership_id: str, to: str) -> OutgoingEmail:
         email = sample_email(
@@ -135,6 +158,24 @@ class Previews:
             close = getattr(transport, "close", None)
             if close:
                 close()
+
+
+def timing(step: Step) -> str:
+    """'14 days after the cancellation, if the member has not answered the survey'."""
+    seconds = int(step.delay.total_seconds())
+    if seconds == 0:
+        words = "right after the cancellation"
+    else:
+        for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+            if seconds % size == 0:
+                count = seconds // size
+                words = f"{count} {unit}{'s' if count != 1 else ''} after the cancellation"
+                break
+    if step.only_if_no_feedback:
+        words += ", if the member has not answered the survey"
+    if step.only_if_reason:
+        words += f", only to members who left for: {', '.join(step.only_if_reason)}"
+    return words
 
 
 def preview_page(preview: Preview) -> str:

@@ -9,6 +9,9 @@ set, scrapes need `Authorization: Bearer <token>` (hooks/ops_auth.py).
     farewell_emails_total{transport,result}               sent, rejected, deferred, ...
     farewell_spool_replayed_total{result}                  events replayed from the spool
     farewell_admin_refused_total{source,status}            wrong admin logins: 401 or 429
+    farewell_template_fallbacks_total{email,used}          sends whose template failed, by
+                                                           what went out instead
+    farewell_template_failures                             emails whose template is failing
     farewell_spool_backlog                                 events waiting in this host's spool
     farewell_events_pending                                accepted events not yet handled
     farewell_redis_up                                      1 when Redis answered this scrape
@@ -30,6 +33,10 @@ HELP = {
     "farewell_emails_total": "Email send attempts, by transport and result.",
     "farewell_spool_replayed_total": "Events replayed from the local spool into Redis.",
     "farewell_admin_refused_total": "Refused admin logins, by outcome (401 or 429).",
+    "farewell_template_fallbacks_total": (
+        "Sends whose template failed, by email and what went out instead "
+        "(last_good, shipped_default, none)."
+    ),
 }
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -38,7 +45,13 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render(counters: dict, backlog: int, redis_up: bool, pending: int | None = None) -> str:
+def render(
+    counters: dict,
+    backlog: int,
+    redis_up: bool,
+    pending: int | None = None,
+    template_failures: int | None = None,
+) -> str:
     lines: list[str] = []
     by_name: dict[str, list[tuple[tuple[tuple[str, str], ...], int]]] = {}
     for (name, labels), value in counters.items():
@@ -63,6 +76,16 @@ def render(counters: dict, backlog: int, redis_up: bool, pending: int | None = N
             if pending is not None
             else []
         ),
+        *(
+            [
+                "# HELP farewell_template_failures Emails whose template failed at send time "
+                "and is not fixed yet (see /healthz).",
+                "# TYPE farewell_template_failures gauge",
+                f"farewell_template_failures {template_failures}",
+            ]
+            if template_failures is not None
+            else []
+        ),
         "# HELP farewell_redis_up 1 when Redis answered this scrape.",
         "# TYPE farewell_redis_up gauge",
         f"farewell_redis_up {1 if redis_up else 0}",
@@ -76,8 +99,9 @@ def metrics() -> Response:
     services = get_services()
     try:
         counters, pending = services.store.counters(), services.store.pending_count()
+        failing = len(services.store.template_failures())
         redis_up = True
     except RedisError:
-        counters, pending, redis_up = {}, None, False
-    body = render(counters, services.spool.backlog(), redis_up, pending)
+        counters, pending, failing, redis_up = {}, None, None, False
+    body = render(counters, services.spool.backlog(), redis_up, pending, failing)
     return Response(body, 200, content_type=CONTENT_TYPE)

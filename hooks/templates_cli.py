@@ -1,8 +1,9 @@
-"""`flask --app hooks templates check|preview`: the marketers' safety net for emails."""
+"""`flask --app hooks templates check|preview|text-from-html`: the marketers' tools for emails."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from flask.cli import AppGroup
@@ -10,6 +11,8 @@ from flask.cli import AppGroup
 from worker.mail.errors import MailError
 from worker.playbook import PlaybookError
 from worker.template_check import check_templates
+from worker.template_lint import text_from_html
+from worker.versions import export
 
 from .email_previews import PreviewError, Previews, preview_page
 from .services import get_services
@@ -18,7 +21,8 @@ templates_cli = AppGroup("templates", help="Check and preview the email template
 
 
 def _previews() -> Previews:
-    return Previews(get_services().settings)
+    services = get_services()
+    return Previews(services.settings, store=services.store)  # published versions win
 
 
 @templates_cli.command("check")
@@ -101,3 +105,41 @@ def templates_send_test(name: str, to: str | None, locale: str | None, membershi
         f"sent a test of {name} ({locale}) to {to} via {previews.settings.mail_transport}: "
         f"{message_id}"
     )
+
+
+@templates_cli.command("text-from-html")
+@click.argument("html_file")
+@click.option(
+    "--write", is_flag=True, help="Replace the matching .txt file instead of printing it."
+)
+def templates_text_from_html(html_file: str, write: bool) -> None:
+    """Generate the text part of HTML_FILE (e.g. en/winback.html, relative to the templates
+    folder) from its HTML part: same words, same variables, links as `words: address`.
+    Read it over before going live."""
+    root = get_services().settings.templates_dir.resolve()
+    source_path = (root / html_file).resolve()
+    if (
+        not source_path.is_relative_to(root)
+        or source_path.suffix != ".html"
+        or not source_path.is_file()
+    ):
+        raise click.UsageError(f"{html_file}: no such .html file in {root}")
+    text = text_from_html(source_path.read_text(encoding="utf-8"))
+    if not write:
+        click.echo(text, nl=False)
+        return
+    target = source_path.with_suffix(".txt")
+    target.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {target.relative_to(root).as_posix()}; run `templates check` next")
+
+
+@templates_cli.command("export")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+def templates_export(out_dir: Path) -> None:
+    """Write the versions published in the admin editor as files under OUT_DIR (laid out
+    like the templates folder: en/winback.html, memberships/3006/en/winback.txt, ...), to
+    commit them as the new defaults."""
+    written = export(get_services().store, out_dir)
+    for name in written:
+        click.echo(f"wrote {name}")
+    click.echo(f"{len(written) // 2} published email(s) written to {out_dir}")

@@ -259,3 +259,34 @@ def test_a_broken_playbook_is_explained_not_a_500(template_copy, runtime):
     html = client.get("/admin/templates/feedback_request/html", headers=AUTH)
     assert html.status_code == 503
     assert "not valid TOML" in html.get_data(as_text=True)
+
+
+# --- when each email goes out, and whose membership it is ------------------------------------
+
+
+def test_gallery_says_when_each_email_goes_out_and_the_memberships_title(client, post_hook, work):
+    from tests import payloads
+
+    post_hook.memberpress(payloads.memberpress(membership_id="3006", membership_title="Atelier"))
+    work()
+    page = client.get("/admin/templates?membership=3006", headers=AUTH).get_data(as_text=True)
+    feedback = page[page.index('id="tpl-feedback_request"') :]
+    assert "Goes out: right after the cancellation" in feedback
+    winback = page[page.index('id="tpl-winback"') :]
+    assert "Goes out: 14 days after the cancellation" in winback
+    assert "membership Atelier (3006)" in page
+    assert '<option value="3006" selected>Atelier (3006)</option>' in page
+
+
+def test_timing_in_words():
+    from datetime import timedelta
+
+    from hooks.email_previews import timing
+    from worker.playbook import Step
+
+    assert timing(Step("a", timedelta(0), "transactional")) == "right after the cancellation"
+    assert timing(Step("a", timedelta(hours=1), "marketing")) == "1 hour after the cancellation"
+    assert (
+        timing(Step("a", timedelta(minutes=90), "marketing", only_if_no_feedback=True))
+        == "90 minutes after the cancellation, if the member has not answered the survey"
+    )

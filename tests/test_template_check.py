@@ -81,7 +81,8 @@ def test_unknown_variable_in_a_layout_names_the_layout(template_copy):
 BREAKAGES = {
     "syntax error": (
         lambda c: c.edit("pt_BR/feedback_request.html", "{% endfor %}", "{% endfro %}"),
-        r"pt_BR/feedback_request\.html:\d+: syntax error: .*endfro",
+        r"pt_BR/feedback_request\.html:(\d+): \{% for %\} opened on line \1 is never closed: "
+        r"add \{% endfor %\}.*line \d+ has \{% endfro %\}",
     ),
     "unknown variable": (
         lambda c: c.edit("en/feedback_request.txt", "{{ site_name }}", "{{ sitename }}"),

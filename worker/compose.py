@@ -14,6 +14,7 @@ from .render import RenderedEmail, Renderer
 from .settings import Settings
 from .store import Sequence
 from .tokens import RejoinLink, Scope, make_rejoin_token, make_token
+from .variants import assign
 
 
 def links(settings: Settings, sequence_id: str) -> dict[str, str]:
@@ -106,11 +107,12 @@ def compose(
     feedback_given: bool = False,
 ) -> OutgoingEmail:
     context = template_context(settings, seq, member, step, reasons, offer, feedback_given)
+    template = assign(step, seq.member_key, seq.id)  # an A/B variant, or the step's own
     rendered = renderer.render(
-        step.template, context, locale=seq.locale, membership_id=seq.membership_id
+        template, context, locale=seq.locale, membership_id=seq.membership_id
     )
     if step.stream == "marketing":
-        check_unsubscribe_link(step.template, str(context["unsubscribe_url"]), rendered)
+        check_unsubscribe_link(template, str(context["unsubscribe_url"]), rendered)
     host = urlsplit(settings.base_url).hostname or "localhost"
     headers = {
         "List-Id": f"{settings.site_name_in(settings.default_locale)} farewell <farewell.{host}>"
@@ -128,7 +130,11 @@ def compose(
         message_id=f"<{seq.id}.{step.id}@{host}>",
         stream=step.stream,
         headers=headers,
-        tags={"sequence": seq.id, "step": step.id},
+        tags={
+            "sequence": seq.id,
+            "step": step.id,
+            **({"variant": template} if step.variants else {}),
+        },
     )
 
 

@@ -172,6 +172,7 @@ def _send_claimed(
         transport=transport.name,
         stream=step.stream,
         metric_labels={"transport": transport_name, "result": "sent"},
+        variant=email.tags.get("variant", ""),  # an A/B test's arm (worker/variants.py)
     )
     log.info(
         "step %s/%s sent to %s via %s",

@@ -9,6 +9,9 @@ file, the table and step, and what is wrong, so a marketer can fix them in one p
       { template = "feedback_request", delay = "0", stream = "transactional" },
       { template = "winback", delay = "14d", stream = "marketing", incentive = "membership" },
     ]
+    # An A/B test: a step lists `variants` (weights are shares), see worker/variants.py:
+    #   { variants = [{ template = "winback", weight = 50 }, { template = "winback_b",
+    #     weight = 50 }], delay = "14d", stream = "marketing" }
 
     [incentives.gold_back]            # a fixed code ...
     code = "COMEBACK20"
@@ -49,6 +52,7 @@ _NAME = re.compile(r"^[a-z0-9_]+$")
 _INCENTIVE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _STEP_KEYS = {
     "template",
+    "variants",
     "delay",
     "stream",
     "incentive",
@@ -59,6 +63,7 @@ _STEP_KEYS = {
 # The step that asks why the member left. Playbooks written before `only_if_no_reason`
 # existed had that rule built in for it: it still holds for them when the key is absent.
 ASKS_WHY_TEMPLATE = "feedback_request"
+_VARIANT_KEYS = {"template", "weight"}
 _INCENTIVE_KEYS = {"code", "pool", "when_exhausted", "offer", "valid_days"}
 _MEMBERSHIP_KEYS = {"steps", "incentive", "locale", "rejoin_url"}
 _DEFAULT_KEYS = {"steps", "rejoin_url"}
@@ -74,6 +79,14 @@ class PlaybookError(ValueError):
 
 
 @dataclass(frozen=True)
+class TemplateVariant:
+    """One arm of an A/B test: a template and its share of the members (worker/variants.py)."""
+
+    template: str
+    weight: int
+
+
+@dataclass(frozen=True)
 class Step:
     template: str
     delay: timedelta
@@ -82,6 +95,9 @@ class Step:
     only_if_no_feedback: bool = False
     only_if_reason: tuple[str, ...] = ()  # send only if the member picked one of these
     only_if_no_reason: bool = False  # skip once the member told us why (e.g. to Stripe)
+    # An A/B test: each member gets one of these (stable per member and sequence);
+    # `template` is then the first one's, and names the step.
+    variants: tuple[TemplateVariant, ...] = ()
 
     @property
     def id(self) -> str:
@@ -91,6 +107,11 @@ class Step:
     def asks_why(self) -> bool:
         """The step that asks the member why they left (the survey's email)."""
         return self.template == ASKS_WHY_TEMPLATE
+
+    @property
+    def templates(self) -> tuple[str, ...]:
+        """Every template this step can send."""
+        return tuple(v.template for v in self.variants) or (self.template,)
 
 
 @dataclass(frozen=True)
@@ -343,6 +364,35 @@ class _Checker:
             steps.append(step)
         return tuple(steps)
 
+    def variants(self, at: str, raw: Any) -> tuple[TemplateVariant, ...] | None:
+        """`variants = [{ template = "winback", weight = 50 }, ...]`: at least two different
+        templates, each with a whole-number weight above 0. None (reported) when wrong."""
+        shape = 'variants must be a list like [{ template = "winback", weight = 50 }, ...]'
+        if not isinstance(raw, list) or len(raw) < 2:
+            self.error(at, f"{shape}, with at least two")
+            return None
+        found: list[TemplateVariant] = []
+        for n, item in enumerate(raw, start=1):
+            where = f"{at} variant {n}"
+            if not isinstance(item, dict):
+                self.error(where, shape)
+                return None
+            for key in sorted(set(item) - _VARIANT_KEYS):
+                self.error(where, f"unknown key {key!r} (expected template, weight)")
+                return None
+            template, weight = item.get("template"), item.get("weight", 1)
+            if not isinstance(template, str) or not _NAME.match(template):
+                self.error(where, "'template' must be a name like winback_b")
+                return None
+            if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
+                self.error(where, f"weight must be a whole number above 0, not {weight!r}")
+                return None
+            if template in {v.template for v in found}:
+                self.error(where, f"template {template!r} is listed twice")
+                return None
+            found.append(TemplateVariant(template, weight))
+        return tuple(found)
+
     def step(self, at: str, raw: Any, incentives: dict[str, Incentive]) -> Step | None:
         if not isinstance(raw, dict):
             self.error(at, 'must be a table like { template = "..." }')
@@ -351,13 +401,20 @@ class _Checker:
         for key in sorted(set(raw) - _STEP_KEYS):
             self.error(at, f"unknown key {key!r} (expected {', '.join(sorted(_STEP_KEYS))})")
             ok = False
-        template = raw.get("template")
+        variants = self.variants(at, raw["variants"]) if "variants" in raw else ()
+        if variants is None:
+            return None
+        template = raw.get("template", variants[0].template if variants else None)
         if not isinstance(template, str) or not _NAME.match(template):
             self.error(at, "'template' must be a name like feedback_request")
             return None
-        if self.templates_dir is not None and not self._template_exists(template):
-            self.error(at, f"template {template!r} has no .html and .txt in {self.templates_dir}")
-            ok = False
+        if variants and template not in {v.template for v in variants}:
+            self.error(at, f"template {template!r} must be one of the variants (or left out)")
+            return None
+        for name in [v.template for v in variants] or [template]:
+            if self.templates_dir is not None and not self._template_exists(name):
+                self.error(at, f"template {name!r} has no .html and .txt in {self.templates_dir}")
+                ok = False
         try:
             delay = parse_delay(raw.get("delay", "0"))
         except ValueError as exc:
@@ -404,6 +461,7 @@ class _Checker:
         if not ok:
             return None
         return Step(
+            variants=variants,
             template=template,
             delay=delay,
             stream=stream,

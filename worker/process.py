@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from redis.exceptions import RedisError
 from rq.job import Job
 
-from . import batch, digest, liveness, logs, pool, retention, rq_seam
+from . import batch, digest, liveness, logs, pool, retention, rq_seam, safety
 from .compliance import require_postal_address
 from .intake import requeue_stale
 from .mail.errors import MailConfigError
@@ -36,7 +36,7 @@ from .redis_policy import check_at_start
 from .render import TemplateMissing
 from .runtime import runtime
 from .settings import SettingsError
-from .template_check import require_valid_templates
+from .template_check import check_email, require_valid_templates
 
 log = logging.getLogger("worker")
 SWEEP_INTERVAL = 5.0  # re-queue jobs of dead workers within ALIVE_TTL + this
@@ -81,10 +81,30 @@ def _sweep_forever(stop: threading.Event) -> None:
             release_due_jobs(rt.queue)
             requeue_stale(rt.store, rt.queue, older_than=STALE_PENDING_AFTER)
             retention.run_due(rt.store, rt.queue, rt.settings.retention_days)  # once a minute
+            if not _remembered.is_set():
+                _remember_templates()
+            safety.recheck(rt.renderer, _sample_check)
         except RedisError:
             continue  # Redis is down; the next sweep tries again
         except Exception:  # a sweep must never kill the worker; the next one tries again
             log.exception("sweep failed")
+
+
+def _sample_check(html: str, text: str, locale: str, membership_id: str | None) -> None:
+    """Raise unless the email passes the template check's renders (the sweep's recheck)."""
+    rt = runtime()
+    report = check_email(
+        rt.settings,
+        rt.playbook,
+        rt.reasons,
+        rt.renderer,
+        html,
+        text,
+        locale=locale,
+        membership_id=membership_id,
+    )
+    if not report.ok:
+        raise ValueError(str(report.errors[0]))
 
 
 def lower_priority(increment: int) -> None:
@@ -106,6 +126,20 @@ def preflight() -> None:
     # Render every email with sample data: a broken template must stop the start, not a send.
     require_valid_templates(rt.settings, rt.playbook, rt.reasons)
     check_at_start(rt.store.redis, rt.settings.allow_evicting_redis)
+    _remember_templates()
+
+
+_remembered = threading.Event()
+
+
+def _remember_templates() -> None:
+    """The set just passed the check, so every email's files are a version that renders:
+    the safety net's first one. Without Redis yet, the sweep does it once Redis answers."""
+    try:
+        safety.remember_all(runtime().renderer)
+    except RedisError:
+        return
+    _remembered.set()
 
 
 def _stop_on_signals(stopping: threading.Event, starting: list[FarewellWorker]) -> None:

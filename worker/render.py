@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import css_inline
-from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateNotFound, pass_context
+from jinja2 import (
+    BaseLoader,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateNotFound,
+    pass_context,
+)
 from jinja2.runtime import Context
 from jinja2.utils import Cycler, Joiner
 
@@ -185,14 +192,18 @@ def bounded(chunks: Iterator[str], limit: int = MAX_OUTPUT_CHARS) -> str:
 # --- the renderer ---------------------------------------------------------------------------
 
 
-def make_environment(templates_dir: Path) -> BoundedSandbox:
+def make_environment(
+    templates_dir: Path, *, loader: BaseLoader | None = None, auto_reload: bool = False
+) -> BoundedSandbox:
+    """`loader`: read templates from elsewhere than the folder (the safety net's last good
+    versions); `auto_reload`: notice files edited while the process runs."""
     env = BoundedSandbox(
-        loader=FileSystemLoader(str(templates_dir)),
+        loader=loader or FileSystemLoader(str(templates_dir)),
         undefined=StrictUndefined,
         autoescape=lambda name: bool(name and name.endswith(".html")),
         trim_blocks=True,
         lstrip_blocks=True,
-        auto_reload=False,
+        auto_reload=auto_reload,
     )
     env.filters["date"] = _date_filter
     env.filters["money"] = _money_filter
@@ -217,11 +228,14 @@ class Renderer:
         templates_dir: Path,
         default_locale: str = "en",
         budget_seconds: float = RENDER_BUDGET_SECONDS,
+        *,
+        loader: BaseLoader | None = None,
+        auto_reload: bool = False,
     ) -> None:
         self.templates_dir = Path(templates_dir)
         self.default_locale = default_locale
         self.budget_seconds = budget_seconds
-        self.env = make_environment(self.templates_dir)
+        self.env = make_environment(self.templates_dir, loader=loader, auto_reload=auto_reload)
         # Keep @media (dark mode) rules in a <style> tag: they cannot be inlined.
         self._inliner = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
 
@@ -243,9 +257,14 @@ class Renderer:
         folders += locales
         return [f"{folder}/{name}" for folder in folders]
 
+    def exists(self, name: str) -> bool:
+        """A template of that name: a file, or what the loader knows (saved versions)."""
+        has = getattr(self.env.loader, "has_template", None)
+        return has(name) if has else (self.templates_dir / name).is_file()
+
     def resolve(self, name: str, locale: str, membership_id: str | None) -> str:
         for candidate in self.candidates(name, locale, membership_id):
-            if (self.templates_dir / candidate).is_file():
+            if self.exists(candidate):
                 return candidate
         raise TemplateMissing(f"no template {name!r} for locale {locale!r}")
 
@@ -255,7 +274,7 @@ class Renderer:
         html = self.resolve(f"{name}.html", locale, membership_id)
         folder = html.rsplit("/", 1)[0]
         text = f"{folder}/{name}.txt"
-        if not (self.templates_dir / text).is_file():
+        if not self.exists(text):
             raise TemplateMissing(f"{folder}/{name}.html has no matching {name}.txt")
         return html, text
 

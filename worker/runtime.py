@@ -15,7 +15,7 @@ from .mail import Transport, get_transport
 from .playbook import Playbook, load_playbook
 from .queues import make_queue, rq_connection
 from .reasons import Reason, load_reasons
-from .render import Renderer
+from .safety import SafeRenderer
 from .settings import Settings
 from .store import Store, connect
 from .stripe_api import StripeClient
@@ -34,8 +34,9 @@ class Runtime:
         return make_queue(rq_connection(self.settings.redis_url), self.settings.queue_name)
 
     @cached_property
-    def renderer(self) -> Renderer:
-        return Renderer(self.settings.templates_dir, self.settings.default_locale)
+    def renderer(self) -> SafeRenderer:
+        """Falls back to the last version that rendered when a template fails."""
+        return SafeRenderer(self.settings.templates_dir, self.settings.default_locale, self.store)
 
     @cached_property
     def playbook(self) -> Playbook:

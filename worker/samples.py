@@ -77,7 +77,8 @@ def template_names(playbook: Playbook) -> dict[str, set[str]]:
     names: dict[str, set[str]] = {}
     for steps in (playbook.default, *playbook.memberships.values()):
         for step in steps:
-            names.setdefault(step.template, set()).add(step.stream)
+            for name in step.templates:  # every A/B variant too
+                names.setdefault(name, set()).add(step.stream)
     return names
 
 
@@ -85,7 +86,7 @@ def sample_step(playbook: Playbook, name: str, membership_id: str | None) -> Ste
     """The playbook's step for this template (the membership's own, else the default's)."""
     for steps in (playbook.steps_for(membership_id), playbook.default):
         for step in steps:
-            if step.template == name:
+            if name in step.templates:
                 return step
     streams = template_names(playbook).get(name, {"transactional"})
     stream = "marketing" if "marketing" in streams else "transactional"

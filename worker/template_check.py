@@ -21,8 +21,16 @@ from .compose import missing_unsubscribe_parts
 from .playbook import Playbook, Step
 from .reasons import Reason
 from .render import RenderedEmail, Renderer, RenderLimitError, TemplateMissing
-from .samples import VARIANTS, Variant, sample_context, sample_step, template_names
+from .samples import FULL, VARIANTS, Variant, sample_context, sample_step, template_names
+from .sandbox import metered
 from .settings import Settings
+from .template_lint import (
+    did_you_mean,
+    drift,
+    outside_blocks,
+    outside_blocks_message,
+    unclosed_tag,
+)
 
 ERROR = "error"
 WARNING = "warning"
@@ -118,6 +126,40 @@ def check_templates(settings: Settings, playbook: Playbook, reasons: list[Reason
     return report
 
 
+def check_email(
+    settings: Settings,
+    playbook: Playbook,
+    reasons: list[Reason],
+    renderer: Renderer,
+    html: str,
+    text: str,
+    *,
+    locale: str,
+    membership_id: str | None,
+) -> CheckReport:
+    """The check's renders of one email (both sample variants, every stream it is sent
+    on), from `renderer`'s files."""
+    report = CheckReport(renderer.templates_dir)
+    name = html.rsplit("/", 1)[-1][: -len(".html")]
+    step = sample_step(playbook, name, membership_id)
+    streams = {step.stream} if membership_id else template_names(playbook).get(name, {step.stream})
+    for stream in sorted(streams):
+        for variant in VARIANTS:
+            _check_render(
+                report,
+                renderer,
+                settings,
+                reasons,
+                html,
+                text,
+                locale=locale,
+                membership_id=membership_id,
+                step=replace(step, stream=stream),
+                variant=variant,
+            )
+    return report
+
+
 def require_valid_templates(
     settings: Settings, playbook: Playbook, reasons: list[Reason]
 ) -> CheckReport:
@@ -167,7 +209,16 @@ def _check_syntax(renderer: Renderer, report: CheckReport) -> None:
         try:
             renderer.env.get_template(name)
         except TemplateSyntaxError as exc:
-            report.add(Problem(name, exc.lineno, _syntax_message(exc)))
+            source = path.read_text(encoding="utf-8")
+            unclosed = unclosed_tag(renderer.env, source, exc)
+            if unclosed:
+                report.add(Problem(name, unclosed[0], unclosed[1]))
+            else:
+                report.add(Problem(name, exc.lineno, _syntax_message(exc)))
+            continue
+        source = path.read_text(encoding="utf-8")
+        for line, what in outside_blocks(renderer.env, source):
+            report.add(Problem(name, line, outside_blocks_message(what)))
 
 
 def _check_parts(
@@ -235,9 +286,64 @@ def _check_render(
         email = renderer.render_files(html, text, context, locale=locale)
     except Exception as exc:  # every failure becomes a readable problem
         file, line = _where(exc, renderer.templates_dir, default=html)
-        report.add(Problem(file, line, describe_error(exc)))
+        if isinstance(exc, TemplateSyntaxError):
+            return  # the syntax pass reported it, at the line where the tag opens
+        report.add(Problem(file, line, describe_error(exc, known_names(context))))
         return
     _check_output(report, renderer, settings, email, html, text, step.stream, context)
+    if variant == FULL:
+        _check_drift(report, renderer, html, text, {**context, "locale": locale})
+
+
+def known_names(context: dict[str, object]) -> set[str]:
+    """Every variable and field a template can use: the context's names, the fields of
+    its dicts (a reason's `label`...), and what Jinja adds (`loop`)."""
+    names = set(context) | {"locale", "loop"}
+    for value in context.values():
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if isinstance(item, dict):
+                names |= set(item)
+    return names
+
+
+def _check_drift(
+    report: CheckReport,
+    renderer: Renderer,
+    html: str,
+    text: str,
+    values: dict[str, object],
+) -> None:
+    """A sentence in one part and not the other: the text part was not updated along
+    with the HTML part (or the other way round). Compared on the content blocks."""
+    try:
+        with metered(renderer.budget_seconds):
+            html_part = renderer._block(renderer.env.get_template(html), "content", values)
+            text_part = renderer._block(renderer.env.get_template(text), "content", values)
+    except Exception:  # a failing render is reported by the render check
+        return
+    only_html, only_text = drift(html_part, text_part)
+    if not (only_html or only_text):
+        return
+    said = []
+    if only_html:
+        said.append(f"{only_html[0]!r} is in {html} but not in the text part{_more(only_html)}")
+    if only_text:
+        said.append(f"{only_text[0]!r} is in the text part but not in {html}{_more(only_text)}")
+    report.add(
+        Problem(
+            text,
+            None,
+            f"the text part drifts from the HTML part: {'; '.join(said)}. Update {text} to "
+            f"match, or generate it from the HTML part: "
+            f"`flask --app hooks templates text-from-html {html}`",
+            WARNING,
+        )
+    )
+
+
+def _more(found: list[str]) -> str:
+    return f" (and {len(found) - 1} more sentence(s))" if len(found) > 1 else ""
 
 
 def _check_output(
@@ -386,18 +492,25 @@ def _syntax_message(exc: TemplateSyntaxError) -> str:
     return f"syntax error: {exc.message or exc}"
 
 
-def describe_error(exc: BaseException) -> str:
-    """A rendering failure in plain words (used by the check and the previews)."""
+def describe_error(exc: BaseException, known: set[str] | frozenset[str] = frozenset()) -> str:
+    """A rendering failure in plain words (used by the check and the previews). `known`:
+    the names a template could have meant, for "did you mean ...?"."""
     if isinstance(exc, TemplateSyntaxError):
         return _syntax_message(exc)
     if isinstance(exc, UndefinedError):
         unknown = re.fullmatch(r"'(.+)' is undefined", str(exc.message))
         if unknown:
+            name = unknown.group(1)
+            guess = did_you_mean(name, known)
+            hint = f"Did you mean {{{{ {guess} }}}}? " if guess else "Check the spelling; "
             return (
-                f"unknown variable {{{{ {unknown.group(1)} }}}}: emails do not get a variable "
-                f"called {unknown.group(1)!r}. Check the spelling; {README} lists every variable"
+                f"unknown variable {{{{ {name} }}}}: emails do not get a variable called "
+                f"{name!r}. {hint}{README} lists every variable"
             )
-        return f"unknown variable or field ({exc.message}); {README} lists every variable"
+        field_ = re.search(r"has no attribute '(.+)'", str(exc.message))
+        guess = did_you_mean(field_.group(1), known) if field_ else None
+        hint = f"did you mean {guess!r}? " if guess else ""
+        return f"unknown variable or field ({exc.message}); {hint}{README} lists every variable"
     if isinstance(exc, SecurityError):
         return f"uses something templates are not allowed to touch ({exc})"
     if isinstance(exc, RenderLimitError):

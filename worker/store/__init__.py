@@ -5,7 +5,8 @@
     metrics.py    how a Prometheus counter is encoded as a field of the metrics hash
     scripts.py    every Lua script (KEYS/ARGV noted), each run by one method of Scripts
     intake.py, members.py, sequences.py, sends.py, feedback.py, insights.py,
-    suppressions.py, pools.py, health.py, counters.py: the operations, one concern each
+    suppressions.py, pools.py, health.py, templates.py, variants.py, counters.py: the
+    operations, one concern each
 
 `Store` gathers the operations on one client, so callers hold a single object. The names
 re-exported below are what callers import from `worker.store`.
@@ -75,6 +76,8 @@ from .scripts import Claimed, Scripts
 from .sends import CLAIM_TAKEOVER_AFTER, HeldClaim, Phase, SendClaim, Sends
 from .sequences import Sequences
 from .suppressions import Suppressions
+from .templates import Templates
+from .variants import Variants
 
 __all__ = [
     "ALIVE_TTL",
@@ -146,6 +149,8 @@ class Store(
     Suppressions,
     Pools,
     Health,
+    Templates,
+    Variants,
     Counters,
 ):
     """Typed access to Farewell's Redis keys. Takes a client built with decode_responses."""

@@ -66,6 +66,17 @@ Layout (all under the `farewell:` prefix):
     retention                  hash: members_cursor, records_through, states_cursor: where
                                the retention sweep stopped (worker/retention.py)
     retention:lock             held for a minute by the process that ran a retention pass
+    templates:last_good        hash email ("en/winback") -> JSON {digest, at, files: {name:
+                               source}}: the files it last rendered from (worker/safety.py)
+    templates:failures         hash email -> JSON {file, line, error, digest, fallback, at,
+                               count}: emails that failed at send time, until fixed
+    templates:versions:{email} list of JSON {n, at, note, html, text}: every version saved in
+                               the admin editor, version n at position n - 1
+    templates:published        hash email -> the version number the worker sends (no entry:
+                               the file in the templates folder)
+    variant:{step}:{template}  set of the sequence ids sent that A/B variant of a step
+                               (worker/variants.py; the dashboard's counts)
+    templates:draft:{token}    JSON {email, html, text, ...}: an editor preview (TTL: 1 hour)
 
 The web side writes `dedupe`, `event` and `pending` (and `substate`) together with the RQ
 job that handles the event (in one Lua call), plus `suppressed` (unsubscribe page, the
@@ -100,6 +111,23 @@ RATELIMIT_PREFIX = f"{PREFIX}ratelimit:"
 BATCH_OWNERS_KEY = f"{PREFIX}batches"
 LAST_SEND_ERROR_KEY = f"{PREFIX}mail:last_error"
 STRIPE_ERROR_KEY = f"{PREFIX}stripe:last_error"
+TEMPLATE_LAST_GOOD_KEY = f"{PREFIX}templates:last_good"
+TEMPLATE_FAILURES_KEY = f"{PREFIX}templates:failures"
+TEMPLATE_PUBLISHED_KEY = f"{PREFIX}templates:published"
+
+
+def template_versions_key(email: str) -> str:
+    return f"{PREFIX}templates:versions:{email}"
+
+
+def variant_sequences_key(step: str, template: str) -> str:
+    return f"{PREFIX}variant:{step}:{template}"
+
+
+def template_draft_key(token: str) -> str:
+    return f"{PREFIX}templates:draft:{token}"
+
+
 CANCELLATIONS_KEY = f"{PREFIX}cancellations"
 CANCELLATION_MEMBERSHIPS_KEY = f"{PREFIX}cancellations:memberships"
 

@@ -13,8 +13,9 @@ EMAILS_METRIC = "farewell_emails_total"  # send attempts by transport and result
 
 @lru_cache(maxsize=1024)
 def _label_value(value: str) -> str:
-    """Label values come from a small set (sources, kinds, transports): cleaned once."""
-    return "".join(ch if ch.isalnum() or ch in "-_.:" else "_" for ch in value)[:64]
+    """Label values come from a small set (sources, kinds, transports, email templates such
+    as en/winback): cleaned once."""
+    return "".join(ch if ch.isalnum() or ch in "-_.:/" else "_" for ch in value)[:64]
 
 
 def metric_field(name: str, labels: Mapping[str, object]) -> str:

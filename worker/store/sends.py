@@ -31,6 +31,7 @@ from .keys import (
     member_paused_key,
     send_claim_key,
     sequence_key,
+    variant_sequences_key,
     winback_key,
 )
 from .metrics import EMAILS_METRIC, metric_field
@@ -182,10 +183,12 @@ class Sends:
         transport: str,
         stream: str,
         metric_labels: Mapping[str, str],
+        variant: str = "",
     ) -> None:
         """Everything a successful send writes, in one round trip: the `sent` claim, the
-        emails counter, the send log, a marketing email's time (for won-back), and the
-        last send error's removal when it was about this stream."""
+        emails counter, the send log, a marketing email's time (for won-back), the A/B
+        variant sent (if the step has variants), and the last send error's removal when it
+        was about this stream."""
         now = time.time()
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(send_claim_key(sequence_id, step), f"sent:{message_id}", ex=SEND_CLAIM_TTL)
@@ -201,6 +204,8 @@ class Sends:
             "at": repr(now),
         }
         pipe.xadd(SENDLOG_KEY, entry, maxlen=SENDLOG_MAXLEN, approximate=True)
+        if variant:
+            pipe.sadd(variant_sequences_key(step, variant), sequence_id)
         pipe.get(LAST_SEND_ERROR_KEY)
         last_error = pipe.execute()[-1]
         if last_error and json.loads(last_error).get("stream", stream) == stream:
