@@ -229,3 +229,30 @@ def test_verdict_in_words():
         [VariantStats("a", 1, 100, 10, 10), VariantStats("b", 1, 100, 11, 11)], "answered"
     )
     assert even.text.startswith("No clear winner yet") and "answered the survey" in even.text
+
+
+def test_each_variant_counts_its_rejoin_clicks_and_the_revenue_it_won_back(runtime):
+    """The dashboard's per-variant figures read what the send, the rejoin redirect and the
+    comeback wrote (here written directly, key by key, as those paths do)."""
+    from decimal import Decimal
+
+    from worker.store.keys import (
+        cancellation_key,
+        rejoin_key,
+        sequence_key,
+        variant_sequences_key,
+    )
+
+    r = runtime.store.redis
+    r.sadd(variant_sequences_key("winback", "winback_b"), "s1", "s2", "s3", "gone")
+    r.hset(sequence_key("s1"), mapping={"status": "stopped", "outcome": "won_back"})
+    r.hset(sequence_key("s2"), mapping={"status": "stopped", "outcome": "won_back"})
+    r.hset(sequence_key("s3"), mapping={"status": "active"})
+    r.hset(rejoin_key("s1"), "winback", "1764547200.0")
+    r.hset(rejoin_key("s3"), "feedback_request", "1764547200.0")  # another step's button
+    r.hset(cancellation_key("s1"), mapping={"mrr": "10.00", "currency": "USD"})
+    r.hset(cancellation_key("s2"), mapping={"mrr": "49.90", "currency": "BRL"})
+    outcome = runtime.store.variant_outcomes("winback", "winback_b")
+    assert outcome.sent == 3 and outcome.came_back == 2  # "gone": erased since, left out
+    assert outcome.rejoin_clicks == 1
+    assert outcome.recovered == {"USD": Decimal("10.00"), "BRL": Decimal("49.90")}

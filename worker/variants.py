@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 
 from .playbook import Playbook, Step
 from .store import Store
@@ -48,6 +49,8 @@ class VariantStats:
     sent: int
     answered: int
     came_back: int
+    rejoin_clicks: int = 0
+    recovered: dict[str, Decimal] = field(default_factory=dict)  # MRR won back, per currency
 
     def successes(self, goal: str) -> int:
         return self.answered if goal == "answered" else self.came_back
