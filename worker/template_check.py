@@ -108,20 +108,18 @@ def check_templates(settings: Settings, playbook: Playbook, reasons: list[Reason
                 continue
             step = sample_step(playbook, name, membership_id)
             streams = {step.stream} if membership_id else names.get(name, {step.stream})
-            for stream in sorted(streams):
-                for variant in VARIANTS:
-                    _check_render(
-                        report,
-                        renderer,
-                        settings,
-                        reasons,
-                        html,
-                        text,
-                        locale=locale,
-                        membership_id=membership_id,
-                        step=replace(step, stream=stream),
-                        variant=variant,
-                    )
+            _check_renders(
+                report,
+                renderer,
+                settings,
+                reasons,
+                html,
+                text,
+                locale,
+                membership_id,
+                step,
+                streams,
+            )
     report.problems.sort(key=lambda p: (p.severity != ERROR, p.file, p.line or 0))
     return report
 
@@ -143,6 +141,25 @@ def check_email(
     name = html.rsplit("/", 1)[-1][: -len(".html")]
     step = sample_step(playbook, name, membership_id)
     streams = {step.stream} if membership_id else template_names(playbook).get(name, {step.stream})
+    _check_renders(
+        report, renderer, settings, reasons, html, text, locale, membership_id, step, streams
+    )
+    return report
+
+
+def _check_renders(
+    report: CheckReport,
+    renderer: Renderer,
+    settings: Settings,
+    reasons: list[Reason],
+    html: str,
+    text: str,
+    locale: str,
+    membership_id: str | None,
+    step: Step,
+    streams: set[str],
+) -> None:
+    """One email rendered with both sample variants on every stream it is sent on."""
     for stream in sorted(streams):
         for variant in VARIANTS:
             _check_render(
@@ -157,7 +174,6 @@ def check_email(
                 step=replace(step, stream=stream),
                 variant=variant,
             )
-    return report
 
 
 def require_valid_templates(
