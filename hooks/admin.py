@@ -32,6 +32,7 @@ from worker.variants import gather as gather_ab_tests
 
 from .admin_auth import admin_required
 from .charts import reason_trend, share_bar, weekly_bars
+from .security import no_store
 from .services import Services, get_services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -52,11 +53,7 @@ def _nav() -> dict[str, str | None]:
     return {"templates_url": url_for(TEMPLATES_ENDPOINT) if has_gallery else None}
 
 
-@bp.after_request
-def _private(response: Response) -> Response:
-    # Members' addresses and words: never kept by a proxy or the browser's cache.
-    response.headers["Cache-Control"] = "no-store"
-    return response
+bp.after_request(no_store)
 
 
 @bp.errorhandler(RedisError)

@@ -30,6 +30,7 @@ from worker.settings import SettingsError
 from worker.tokens import InvalidToken, RejoinLink, read_rejoin_token
 
 from .feedback_text import locale_from, text_for
+from .security import no_store
 from .services import get_services
 
 log = logging.getLogger(__name__)
@@ -65,9 +66,7 @@ def _page(key: str, status: int) -> ResponseReturnValue:
 
 
 def _forward(url: str) -> ResponseReturnValue:
-    response = redirect(url, 302)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store(redirect(url, 302))
 
 
 def _read(token: str) -> RejoinLink | None:

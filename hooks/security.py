@@ -35,6 +35,13 @@ class NoSessionOnApi(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
+def no_store(response: Response) -> Response:
+    """Pages with members' addresses and words, and one-time redirects: never kept by a
+    proxy or the browser's cache."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def csrf_token() -> str:
     """The token to put in a form's hidden `csrf_token` field (Jinja global)."""
     token = session.get(CSRF_FIELD)

@@ -43,7 +43,7 @@ from worker.versions import (
 from .admin_auth import admin_required
 from .admin_templates import EMAIL_CSP, GALLERY_CSP
 from .email_previews import Previews
-from .security import verify_csrf
+from .security import no_store, verify_csrf
 from .services import get_services
 
 bp = Blueprint("template_editor", __name__, url_prefix="/admin/templates")
@@ -52,10 +52,7 @@ DRAFT_TTL = 3600
 EDITOR_CSP = GALLERY_CSP + "; script-src 'self'; connect-src 'self'"
 
 
-@bp.after_request
-def _private(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    return response
+bp.after_request(no_store)
 
 
 @bp.errorhandler(RedisError)

@@ -278,6 +278,13 @@ class Renderer:
             raise TemplateMissing(f"{folder}/{name}.html has no matching {name}.txt")
         return html, text
 
+    def shipped_locale(self, locale: str | None) -> str:
+        """`locale` when its folder exists (and the name is a plain locale tag), else the
+        default: an unknown language gets the default's words, never an error."""
+        if _LOCALE.fullmatch(locale or "") and (self.templates_dir / locale).is_dir():
+            return locale
+        return self.default_locale
+
     def render(
         self,
         name: str,
@@ -286,8 +293,7 @@ class Renderer:
         locale: str,
         membership_id: str | None = None,
     ) -> RenderedEmail:
-        if not (_LOCALE.fullmatch(locale or "") and (self.templates_dir / locale).is_dir()):
-            locale = self.default_locale
+        locale = self.shipped_locale(locale)
         html, text = self.resolve_pair(name, locale, membership_id)
         return self.render_files(html, text, context, locale=locale)
 

@@ -34,7 +34,7 @@ from typing import Any
 from jinja2 import DictLoader, TemplateNotFound, TemplateSyntaxError, meta
 from redis.exceptions import RedisError
 
-from .render import _LOCALE, RenderedEmail, Renderer, TemplateMissing
+from .render import RenderedEmail, Renderer, TemplateMissing
 from .settings import PROJECT_ROOT
 from .store import Store
 from .versions import VersionedLoader
@@ -165,8 +165,7 @@ class SafeRenderer(Renderer):
         locale: str,
         membership_id: str | None = None,
     ) -> RenderedEmail:
-        if not (_LOCALE.fullmatch(locale or "") and (self.templates_dir / locale).is_dir()):
-            locale = self.default_locale
+        locale = self.shipped_locale(locale)
         # The emails this could be, most specific first ("memberships/gold/en/winback").
         candidates = [
             c[: -len(".html")] for c in self.candidates(f"{name}.html", locale, membership_id)
