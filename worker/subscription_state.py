@@ -36,7 +36,7 @@ member active is remembered beside the state (`remember_level_billing`, after th
 test accepted the delivery) and gives the cancellation its MRR (`level_billing`).
 
 The check and the accept are one Lua script (one round trip, like any other webhook): the
-state test below, then worker/store/scripts.py's ACCEPT unchanged, so an event that changes the
+state test, then ACCEPT unchanged (worker/store/scripts.py STATE_ACCEPT), so an event that changes the
 state is recorded and queued with its job or not at all. Two identical deliveries racing
 are serialized by Redis: the second finds the state the first wrote, a duplicate.
 
@@ -53,15 +53,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from weakref import WeakKeyDictionary
-
-from redis import Redis
-from redis.commands.core import Script
 
 from .events import STATEFUL_SOURCES, Event, EventKind
 from .revenue import LevelBilling, pmpro_level_billing
 from .store import PREFIX, RECEIVED_METRIC, JobRecord, Store, metric_field
-from .store.scripts import ACCEPT, DELIVERED, accept_arguments
+from .store.scripts import accept_arguments
 from .webhook_log import accept_record
 
 NEVER = "never"  # a payment whose access never expires (MemberPress's zero date)
@@ -120,50 +116,6 @@ class Verdict(StrEnum):
     STALE = "stale"  # older than the last change we know of
 
 
-# The state test in front of the accept script. KEYS[1]: the subscription's state hash;
-# KEYS[2..]: the accept script's keys. ARGV[1]: "state" or "payment"; ARGV[2]: the new
-# state, or the payment's paid-until; ARGV[3]: the payment's amount ("" for a state);
-# ARGV[4]: the delivery's time (seconds); ARGV[5]: the metric field for "recorded";
-# ARGV[6]: the delivery's role ("cancel", "comeback" or ""); ARGV[7]: its event id;
-# ARGV[8..]: the accept script's arguments (its ARGV[7] names the "duplicate" metric field).
-# Both are taken off KEYS and ARGV, so the accept script that follows reads its own.
-# Returns the accept script's 1 (new) / 0 (event id seen), or {-1, the event id holding
-# the state} for a duplicate state, -2 stale, 2 payment recorded.
-_STATE_PROLOGUE = """
-local skey = table.remove(KEYS, 1)
-local mode = table.remove(ARGV, 1)
-local value = table.remove(ARGV, 1)
-local amount = table.remove(ARGV, 1)
-local at_text = table.remove(ARGV, 1)
-local at = tonumber(at_text)
-local recorded = table.remove(ARGV, 1)
-local role = table.remove(ARGV, 1)
-local event_id = table.remove(ARGV, 1)
-local cur = redis.call('HMGET', skey, 'state', 'changed_at', 'expires_at', 'amount', 'paid_at',
-  'event_id', 'cancelled_by')
-local function refuse(code, holder)
-  if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[7], 1) end
-  delivered(ARGV[10], ARGV[13])  -- a duplicate, on the Connections page
-  if holder then return {code, holder} end
-  return code
-end
-if mode == 'payment' then
-  if at < tonumber(cur[5] or '0') then return refuse(-2) end
-  if cur[3] == value and cur[4] == amount then return refuse(-1) end
-  redis.call('HSET', skey, 'expires_at', value, 'amount', amount, 'paid_at', at_text)
-  if recorded ~= '' then redis.call('HINCRBY', KEYS[4], recorded, 1) end
-  return 2
-end
-if cur[1] and at < tonumber(cur[2] or '0') then return refuse(-2) end
-if cur[1] == value then return refuse(-1, cur[6] or '') end
-if role == 'cancel' and cur[7] then return refuse(-1, cur[7]) end
-redis.call('HSET', skey, 'state', value, 'changed_at', at_text, 'event_id', event_id)
-redis.call('HINCRBY', skey, 'revision', 1)
-if role == 'cancel' then redis.call('HSET', skey, 'cancelled_by', event_id) end
-if role == 'comeback' then redis.call('HDEL', skey, 'cancelled_by') end
-"""
-_SCRIPT = DELIVERED + _STATE_PROLOGUE + ACCEPT
-_scripts: WeakKeyDictionary[Redis, Script] = WeakKeyDictionary()
 _VERDICTS = {
     1: Verdict.CHANGED,
     0: Verdict.DUPLICATE,
@@ -230,11 +182,5 @@ def accept(
     keys, args = accept_arguments(
         event.event_id, event_json, dedupe_ttl, time.time(), (queued, duplicate), job, delivery
     )
-    script = _scripts.get(store.redis)
-    if script is None:
-        script = _scripts[store.redis] = store.redis.register_script(_SCRIPT)
-    reply = script(keys=[state_key(event.source, subject_of(event)), *keys], args=[*head, *args])
-    if isinstance(reply, list):
-        code, holder = reply
-        return _VERDICTS[int(code)], holder or event.event_id
-    return _VERDICTS[int(reply)], event.event_id
+    code, holder = store.accept_state(state_key(event.source, subject_of(event)), head, keys, args)
+    return _VERDICTS[code], holder or event.event_id

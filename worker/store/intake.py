@@ -20,6 +20,13 @@ class Intake:
     redis: Redis
     _lua: Scripts
 
+    def accept_state(
+        self, state_key: str, head: list[str], keys: list[str], args: list
+    ) -> tuple[int, str]:
+        """A stateful source's delivery: worker/subscription_state.py's state test and the
+        accept, atomically (scripts.STATE_ACCEPT)."""
+        return self._lua.accept_state(state_key, head, keys, args)
+
     def accept_event(
         self,
         event: Event,

@@ -256,11 +256,58 @@ def accept_arguments(
     return keys_, args
 
 
+# Used by worker/subscription_state.py (where the verdicts are named).
+# The state test in front of the accept script. KEYS[1]: the subscription's state hash;
+# KEYS[2..]: the accept script's keys. ARGV[1]: "state" or "payment"; ARGV[2]: the new
+# state, or the payment's paid-until; ARGV[3]: the payment's amount ("" for a state);
+# ARGV[4]: the delivery's time (seconds); ARGV[5]: the metric field for "recorded";
+# ARGV[6]: the delivery's role ("cancel", "comeback" or ""); ARGV[7]: its event id;
+# ARGV[8..]: the accept script's arguments (its ARGV[7] names the "duplicate" metric field).
+# Both are taken off KEYS and ARGV, so the accept script that follows reads its own.
+# Returns the accept script's 1 (new) / 0 (event id seen), or {-1, the event id holding
+# the state} for a duplicate state, -2 stale, 2 payment recorded.
+STATE_PROLOGUE = """
+local skey = table.remove(KEYS, 1)
+local mode = table.remove(ARGV, 1)
+local value = table.remove(ARGV, 1)
+local amount = table.remove(ARGV, 1)
+local at_text = table.remove(ARGV, 1)
+local at = tonumber(at_text)
+local recorded = table.remove(ARGV, 1)
+local role = table.remove(ARGV, 1)
+local event_id = table.remove(ARGV, 1)
+local cur = redis.call('HMGET', skey, 'state', 'changed_at', 'expires_at', 'amount', 'paid_at',
+  'event_id', 'cancelled_by')
+local function refuse(code, holder)
+  if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[7], 1) end
+  delivered(ARGV[10], ARGV[13])  -- a duplicate, on the Connections page
+  if holder then return {code, holder} end
+  return code
+end
+if mode == 'payment' then
+  if at < tonumber(cur[5] or '0') then return refuse(-2) end
+  if cur[3] == value and cur[4] == amount then return refuse(-1) end
+  redis.call('HSET', skey, 'expires_at', value, 'amount', amount, 'paid_at', at_text)
+  if recorded ~= '' then redis.call('HINCRBY', KEYS[4], recorded, 1) end
+  return 2
+end
+if cur[1] and at < tonumber(cur[2] or '0') then return refuse(-2) end
+if cur[1] == value then return refuse(-1, cur[6] or '') end
+if role == 'cancel' and cur[7] then return refuse(-1, cur[7]) end
+redis.call('HSET', skey, 'state', value, 'changed_at', at_text, 'event_id', event_id)
+redis.call('HINCRBY', skey, 'revision', 1)
+if role == 'cancel' then redis.call('HSET', skey, 'cancelled_by', event_id) end
+if role == 'comeback' then redis.call('HDEL', skey, 'cancelled_by') end
+"""
+STATE_ACCEPT = DELIVERED + STATE_PROLOGUE + ACCEPT
+
+
 class Scripts:
     """The scripts registered with one client (a Store's)."""
 
     def __init__(self, redis: Redis) -> None:
         self._accept = redis.register_script(ACCEPT)
+        self._state_accept = redis.register_script(STATE_ACCEPT)
         self._start = redis.register_script(START)
         self._claim = redis.register_script(CLAIM)
         self._commit = redis.register_script(COMMIT)
@@ -268,6 +315,17 @@ class Scripts:
         self._rate = redis.register_script(RATE)
         self._pool_load = redis.register_script(POOL_LOAD)
         self._pool_claim = redis.register_script(POOL_CLAIM)
+
+    def accept_state(
+        self, state_key: str, head: list[str], keys: list[str], args: list
+    ) -> tuple[int, str]:
+        """STATE_ACCEPT: the state test, then ACCEPT, in one call. Returns (code, the event
+        id holding the state for a duplicate state, else "")."""
+        reply = self._state_accept(keys=[state_key, *keys], args=[*head, *args])
+        if isinstance(reply, list):
+            code, holder = reply
+            return int(code), holder or ""
+        return int(reply), ""
 
     def accept(
         self,
