@@ -36,9 +36,10 @@ member active is remembered beside the state (`remember_level_billing`, after th
 test accepted the delivery) and gives the cancellation its MRR (`level_billing`).
 
 The check and the accept are one Lua script (one round trip, like any other webhook): the
-state test, then ACCEPT unchanged (worker/store/scripts.py STATE_ACCEPT), so an event that changes the
-state is recorded and queued with its job or not at all. Two identical deliveries racing
-are serialized by Redis: the second finds the state the first wrote, a duplicate.
+state test, then ACCEPT unchanged (worker/store/scripts.py STATE_ACCEPT), so an event
+that changes the state is recorded and queued with its job or not at all. Two identical
+deliveries racing are serialized by Redis: the second finds the state the first wrote, a
+duplicate.
 
 The event id of such a delivery includes its time (worker/events.py), so each real change
 gets its own id and RQ job, while a spooled delivery replayed twice keeps one id.
