@@ -11,7 +11,8 @@ from markupsafe import Markup, escape
 from worker.insights import TREND_OTHER, MonthReasons, Week
 
 WIDTH, HEIGHT = 720, 240
-LEFT, RIGHT, TOP, BOTTOM = 36, 8, 16, 28
+# TOP leaves room for the count above the tallest bar at the phones' larger label size.
+LEFT, RIGHT, TOP, BOTTOM = 36, 8, 30, 28
 MAX_X_LABELS = 8
 MAX_BAR = 48  # a few weeks should not look like a wall
 

@@ -71,9 +71,10 @@ def format_report(insights: Insights, membership_title: str = "", unsubscribed: 
             f"  {r.label:<{width}}  {r.count:>4}  {_pct(r.share):>4}  {_amounts(r.mrr)}  [{r.id}]"
         )
     lines += ["", "Lost by membership"]
-    width = max([len(m.title or m.id) for m in insights.memberships] + [10])
-    for m in insights.memberships:
-        lines.append(f"  {m.title or m.id:<{width}}  {m.count:>4}  {_amounts(m.mrr)}")
+    named = [(m.title or m.id or "(none)", m) for m in insights.memberships]
+    width = max([len(name) for name, _ in named] + [10])
+    for name, m in named:
+        lines.append(f"  {name:<{width}}  {m.count:>4}  {_amounts(m.mrr)}")
     if not insights.memberships:
         lines.append("  (none)")
     lines += ["", "Win-back funnel per email (sent, rejoin clicks, came back, MRR recovered)"]

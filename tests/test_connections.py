@@ -215,11 +215,15 @@ def test_state_deduplicated_deliveries_and_payments_are_recorded(client, runtime
     assert post_mp(client, payment).get_json()["status"] == "recorded"
     assert post_mp(client, payment).get_json()["status"] == "duplicate"
     stopped = mp.mp_subscription("subscription-stopped", status="cancelled")
-    assert post_mp(client, stopped).status_code == 202
-    assert post_mp(client, stopped).get_json()["status"] == "duplicate"
+    first = post_mp(client, stopped)
+    assert first.status_code == 202
+    again = post_mp(client, stopped).get_json()
+    assert again["status"] == "duplicate"
     raw = runtime.store.redis.lrange(webhook_log.deliveries_key("memberpress"), 0, -1)
-    results = [webhook_log.Entry.from_json(r).result for r in raw]
-    assert results == ["duplicate", "queued", "duplicate", "recorded"]
+    entries = [webhook_log.Entry.from_json(r) for r in raw]
+    assert [e.result for e in entries] == ["duplicate", "queued", "duplicate", "recorded"]
+    # The duplicate is listed under the id the reply named: the event holding the state.
+    assert entries[0].event_id == again["event_id"] == first.get_json()["event_id"]
     counts = webhook_log.activity(
         runtime.store.redis, ["memberpress"], {"memberpress": "farewell:ping:memberpress"}
     )["memberpress"].last_24h

@@ -461,3 +461,13 @@ def test_reasons_per_month_fold_the_rest_into_other():
     assert dict(months[0].counts)[TREND_OTHER] == 1  # the sixth reason
     assert months[1].total == 0 and dict(months[2].counts)["a"] == 1
     assert months[0].label == "Sep 2026"
+
+
+def test_report_names_the_row_of_cancellations_without_a_membership():
+    from hooks.report import format_report
+
+    # MemberPress sends "membership": false for a membership deleted in WordPress.
+    deleted = entry("m", "2026-11-02", membership="")
+    deleted = replace(deleted, cancellation=replace(deleted.cancellation, membership_title=""))
+    out = format_report(compute([deleted], Filters(), REASONS))
+    assert re.search(r"^  \(none\)\s+1\s", out, re.M)

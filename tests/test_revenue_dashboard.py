@@ -158,6 +158,13 @@ def test_the_dashboard_fits_375_and_1200_px(seeded, live_server, _chromium, tmp_
             ".map(t => t.getBoundingClientRect().height)"
         )
         assert sizes and all(9 <= size <= 22 for size in sizes), (width, sizes)
+        # ... and none is cut off at the top of its chart (the count above the tallest bar).
+        clipped_labels = page.evaluate(
+            """() => [...document.querySelectorAll('svg.chart text')].filter(t =>
+                   t.getBoundingClientRect().top < t.ownerSVGElement.getBoundingClientRect().top
+               ).length"""
+        )
+        assert clipped_labels == 0, width
         shot = tmp_path / f"admin-{width}.png"
         page.screenshot(path=shot, full_page=True)
         assert shot.stat().st_size > 1000

@@ -280,7 +280,13 @@ local cur = redis.call('HMGET', skey, 'state', 'changed_at', 'expires_at', 'amou
   'event_id', 'cancelled_by')
 local function refuse(code, holder)
   if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[7], 1) end
-  delivered(ARGV[10], ARGV[13])  -- a duplicate, on the Connections page
+  local entry = ARGV[10]  -- a duplicate, on the Connections page, under the id that holds
+  if holder and holder ~= '' then  -- the state (the one the reply names), not this delivery's
+    local fields = cjson.decode(entry)
+    fields['event_id'] = holder
+    entry = cjson.encode(fields)
+  end
+  delivered(entry, ARGV[13])
   if holder then return {code, holder} end
   return code
 end
