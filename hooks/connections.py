@@ -112,7 +112,7 @@ GUIDES = {
             "membership.reactivated",
             "member.erased",
         ),
-        "sign with the whsec_… secret in {var} (docs/standard-webhooks.md)",
+        "sign with the whsec_… secret in {var} (docs/sources/standard.md)",
     ),
 }
 

@@ -53,3 +53,14 @@ def test_every_relative_link_resolves(page: Path):
 def test_links_are_found():
     # The check above is only worth something if it sees the README's links.
     assert "docs/configuration.md" in links(ROOT / "README.md")
+
+
+def test_docs_paths_named_in_the_code_exist():
+    """Pages and messages point owners at docs/ files by path: each must exist."""
+    root = Path(__file__).resolve().parent.parent
+    named = set()
+    for folder in ("hooks", "worker", "devstack"):
+        for path in (root / folder).rglob("*.*"):
+            if path.suffix in (".py", ".html"):
+                named |= set(re.findall(r"\bdocs/[\w./-]+\.(?:md|yaml|php)", path.read_text()))
+    assert named and [n for n in sorted(named) if not (root / n).is_file()] == []
