@@ -281,7 +281,7 @@ local cur = redis.call('HMGET', skey, 'state', 'changed_at', 'expires_at', 'amou
 local function refuse(code, holder)
   if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[7], 1) end
   local entry = ARGV[10]  -- a duplicate, on the Connections page, under the id that holds
-  if holder and holder ~= '' then  -- the state (the one the reply names), not this delivery's
+  if holder and holder ~= '' and entry ~= '' then  -- the state (the reply's), not this one's
     local fields = cjson.decode(entry)
     fields['event_id'] = holder
     entry = cjson.encode(fields)
